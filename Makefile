@@ -1,0 +1,76 @@
+# Board of One: the operator's and developer's commands. `make run` and `make test` are all you need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STORES := $(PY) scripts/stores.py run --
+PORT ?= 8000
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help install install-dev browser run test test-fast lint format migrate verify bench shell up down clean
+
+help:
+	@echo "make run      install, prepare the database and start web + worker (http://127.0.0.1:$(PORT))"
+	@echo "make test     install dev dependencies, start the stores and run the whole suite"
+	@echo "make lint     ruff check, ruff format --check and mypy"
+	@echo "make migrate | verify | bench | shell | up | down"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements/base.txt requirements/constraints.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements/dev.txt
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Browser tests drive Debian's chromium; install it when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: install
+	$(STORES) sh -c '$(PY) manage.py migrate --noinput && \
+		$(PY) manage.py collectstatic --noinput -v 0 && \
+		$(PY) manage.py ensure_demo_account && \
+		exec $(VENV)/bin/honcho start -f Procfile -p $(PORT) web worker'
+
+test: install-dev browser
+	$(STORES) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+migrate: install
+	$(STORES) $(PY) manage.py migrate --noinput
+
+verify: install
+	$(STORES) sh -c '$(PY) manage.py migrate --noinput -v 0 && $(PY) manage.py verify_session_persistence'
+
+bench: install-dev
+	$(STORES) $(PY) -m scripts.bench $(BENCH_ARGS)
+
+shell: install
+	$(STORES) $(PY) manage.py shell
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) staticfiles .data

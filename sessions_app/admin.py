@@ -1,0 +1,158 @@
+"""The operators' view of sessions: fast on a million rows, read-only where it matters."""
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+
+from . import services
+from .models import DeliberationSession, SessionEvent, Status
+
+INLINE_EVENTS = 100
+COUNT_CAP = 10_000
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP rows, so a page of a million-row table never scans them all."""
+
+    @cached_property
+    def count(self) -> int:
+        query = self.object_list
+        if not isinstance(query, QuerySet):
+            return len(query)
+        if not query.query.where:
+            # Unfiltered: the planner's estimate is good enough for page links.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                    [query.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] and row[0] > COUNT_CAP:
+                return int(row[0])
+        return query.values("pk")[: COUNT_CAP + 1].count()
+
+
+@admin.register(DeliberationSession)
+class DeliberationSessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "status", "phase", "round_number", "total_cost", "created_at")
+    list_filter = ("status", "phase", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=id", "problem_statement", "user__username", "=user__email")
+    list_select_related = ("user",)
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    date_hierarchy = None
+    ordering = ("-created_at",)
+    raw_id_fields = ("user",)
+    actions = ("refresh_hot_cache", "mark_deleted")
+    readonly_fields = (
+        "id",
+        "user",
+        "status",
+        "status_changed_at",
+        "pause_reason",
+        "phase",
+        "round_number",
+        "total_cost",
+        "total_tokens",
+        "costs_by_phase",
+        "personas",
+        "contribution_count",
+        "clarification_question",
+        "synthesis_text",
+        "final_recommendation",
+        "error",
+        "last_sequence",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "completed_at",
+        "last_activity_at",
+        "recent_events",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "user", "problem_statement", "problem_context", "max_rounds")}),
+        (
+            "Progress",
+            {
+                "fields": (
+                    "status",
+                    "status_changed_at",
+                    "pause_reason",
+                    "phase",
+                    "round_number",
+                    "personas",
+                    "contribution_count",
+                    "clarification_question",
+                    "error",
+                )
+            },
+        ),
+        ("Costs", {"fields": ("total_cost", "total_tokens", "costs_by_phase")}),
+        ("Outcome", {"fields": ("synthesis_text", "final_recommendation")}),
+        (
+            "Timestamps",
+            {
+                "fields": (
+                    "created_at",
+                    "updated_at",
+                    "started_at",
+                    "completed_at",
+                    "last_activity_at",
+                )
+            },
+        ),
+        ("Transcript", {"fields": ("last_sequence", "recent_events")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # sessions are created through the API or the dashboard
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the store's services own every write; operators inspect
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # soft delete only: use the "mark deleted" action
+
+    @admin.display(description=f"Last {INLINE_EVENTS} events")
+    def recent_events(self, obj: DeliberationSession) -> str:
+        events = list(
+            SessionEvent.objects.filter(session=obj).order_by("-sequence")[:INLINE_EVENTS]
+        )
+        if not events:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (e.sequence, e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.event_type,
+                 json.dumps(e.data, ensure_ascii=False)[:500])
+                for e in reversed(events)
+            ),
+        )  # fmt: skip
+        return format_html(
+            "<table><thead><tr><th>#</th><th>at</th><th>event</th><th>data</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.action(description="Refresh hot cache (rewrite the Redis entry from PostgreSQL)")
+    def refresh_hot_cache(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        for session_id in ids:
+            services.session_cache_refresh(session_id=session_id)
+        self.message_user(request, f"Refreshed {len(ids)} hot entries.", messages.SUCCESS)
+
+    @admin.action(description="Mark deleted (soft delete; kills unfinished ones)")
+    def mark_deleted(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = list(queryset.exclude(status=Status.DELETED).values_list("id", flat=True))
+        for session_id in ids:
+            services.session_soft_delete(session_id=session_id)
+        self.message_user(request, f"Marked {len(ids)} sessions deleted.", messages.SUCCESS)

@@ -1,0 +1,120 @@
+"""Request validation and the documented response shapes of the sessions API."""
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import Phase, Status
+
+MAX_CONTEXT_BYTES = 50 * 1024
+LISTABLE_STATUSES = [s for s in Status.values if s != Status.DELETED]
+
+
+class SessionCreateSerializer(serializers.Serializer):
+    problem_statement = serializers.CharField(
+        min_length=10,
+        max_length=10_000,
+        trim_whitespace=True,
+        help_text="The decision to deliberate, 10 to 10,000 characters after trimming.",
+    )
+    problem_context = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text="Optional facts for the board: a JSON object of at most 50 KB.",
+    )
+    max_rounds = serializers.IntegerField(required=False, default=6, min_value=1, max_value=10)
+
+    def validate_problem_context(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        encoded = json.dumps(value, ensure_ascii=False)
+        if len(encoded.encode()) > MAX_CONTEXT_BYTES:
+            raise serializers.ValidationError("Must be at most 50 KB when encoded as JSON.")
+        if "\\u0000" in json.dumps(value):
+            raise serializers.ValidationError("Must not contain NUL characters.")
+        return value
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=LISTABLE_STATUSES, required=False)
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
+
+
+class SessionSummarySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    problem_statement = serializers.CharField(help_text="The first 200 characters.")
+    status = serializers.ChoiceField(choices=Status.values)
+    phase = serializers.ChoiceField(choices=Phase.values)
+    round_number = serializers.IntegerField()
+    total_cost = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=True)
+    total_tokens = serializers.IntegerField()
+    contributions = serializers.IntegerField()
+    pause_reason = serializers.CharField(allow_null=True)
+    final_recommendation = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    last_activity_at = serializers.DateTimeField(allow_null=True)
+
+
+class SessionListSerializer(serializers.Serializer):
+    sessions = SessionSummarySerializer(many=True)
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+    next_offset = serializers.IntegerField(allow_null=True)
+
+
+class SessionErrorInfoSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class SessionDetailSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    problem_statement = serializers.CharField()
+    problem_context = serializers.DictField()
+    max_rounds = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Status.values)
+    phase = serializers.ChoiceField(choices=Phase.values)
+    round_number = serializers.IntegerField()
+    pause_reason = serializers.CharField(allow_null=True)
+    pending_clarification = serializers.CharField(allow_null=True)
+    personas = serializers.ListField(child=serializers.DictField())
+    contributions = serializers.IntegerField()
+    event_count = serializers.IntegerField()
+    total_cost = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=True)
+    total_tokens = serializers.IntegerField()
+    costs_by_phase = serializers.DictField()
+    synthesis = serializers.CharField(allow_null=True)
+    final_recommendation = serializers.CharField(allow_null=True)
+    error = SessionErrorInfoSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    status_changed_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    last_activity_at = serializers.DateTimeField(allow_null=True)
+
+
+class DetailErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class UnavailableErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """A 400: each offending field maps to its messages (`detail` for a malformed body)."""
+
+    detail = serializers.CharField(required=False)
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+
+    class Meta:
+        ref_name = "ValidationError"

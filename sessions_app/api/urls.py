@@ -1,0 +1,10 @@
+"""URLs of the sessions API, mounted under /api/v1/."""
+
+from django.urls import path
+
+from .views import SessionCollectionView, SessionDetailView
+
+urlpatterns = [
+    path("sessions", SessionCollectionView.as_view(), name="session-list"),
+    path("sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
+]

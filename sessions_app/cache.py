@@ -1,0 +1,131 @@
+"""The Redis side of the store: hot session entries and per-session event streams.
+
+Every key names its session and expires. Every Redis error is logged and swallowed: PostgreSQL
+is the source of truth and answers whenever Redis cannot.
+"""
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+REDIS_ERRORS = (RedisError, ConnectionInterrupted, OSError)
+
+# Streams keep the recent tail only; the full transcript lives in PostgreSQL.
+STREAM_MAXLEN = 2000
+
+
+def entry_key(session_id: str) -> str:
+    """The cache key (before django-redis adds its prefix) of a session's hot entry."""
+    return f"session:{session_id}"
+
+
+def stream_key(session_id: str) -> str:
+    """The raw Redis key of a session's live event stream."""
+    return f"bo1:session:{session_id}:stream"
+
+
+def redis_client() -> Any:
+    """The raw redis-py client behind the cache, for streams and leases."""
+    return get_redis_connection("default")
+
+
+class SessionCache:
+    """Hot, expiring session entries; a miss or an error means "ask PostgreSQL"."""
+
+    @staticmethod
+    def ttl_seconds() -> int:
+        return int(settings.SESSION_CACHE_TTL)
+
+    @classmethod
+    def get(cls, session_id: str) -> dict[str, Any] | None:
+        # django-redis swallows and logs connection errors (IGNORE_EXCEPTIONS), returning None.
+        value = cache.get(entry_key(session_id))
+        return value if isinstance(value, dict) else None
+
+    @classmethod
+    def get_many(cls, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """One MGET for a whole page of sessions."""
+        ids = list(session_ids)
+        if not ids:
+            return {}
+        found = cache.get_many([entry_key(i) for i in ids])
+        prefix_len = len(entry_key(""))
+        return {key[prefix_len:]: value for key, value in found.items() if isinstance(value, dict)}
+
+    @classmethod
+    def set(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
+        # cache.set answers None when django-redis swallowed (and logged) an error.
+        stored = bool(cache.set(entry_key(session_id), snapshot, timeout=cls.ttl_seconds()))
+        if not stored:
+            logger.warning("Redis write skipped for session %s", session_id)
+        return stored
+
+    @classmethod
+    def delete(cls, session_id: str) -> None:
+        cache.delete(entry_key(session_id))
+        try:
+            redis_client().delete(stream_key(session_id))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis delete skipped for session %s: %s", session_id, exc)
+
+    @classmethod
+    def ttl(cls, session_id: str) -> int | None:
+        """Seconds left on the hot entry; None when there is none (or Redis is down)."""
+        remaining = cache.ttl(entry_key(session_id))
+        return remaining if remaining and remaining > 0 else None
+
+    @classmethod
+    def keys_for(cls, session_id: str) -> list[str]:
+        """Every raw Redis key that belongs to a session."""
+        try:
+            client = redis_client()
+            return sorted(k.decode() for k in client.scan_iter(match=f"bo1*{session_id}*"))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis scan failed for session %s: %s", session_id, exc)
+            return []
+
+    @classmethod
+    def purge(cls, session_id: str) -> int:
+        """Delete every Redis key of a session; returns how many went."""
+        keys = cls.keys_for(session_id)
+        if not keys:
+            return 0
+        try:
+            return int(redis_client().delete(*keys))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis purge failed for session %s: %s", session_id, exc)
+            return 0
+
+
+class EventStream:
+    """A session's live event stream: what the SSE endpoint follows."""
+
+    @staticmethod
+    def append(session_id: str, events: Iterable[dict[str, Any]]) -> None:
+        events = list(events)
+        if not events:
+            return
+        key = stream_key(session_id)
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            for event in events:
+                pipe.xadd(
+                    key,
+                    {"sequence": event["sequence"], "event": json.dumps(event)},
+                    id=f"{event['sequence']}-0",
+                    maxlen=STREAM_MAXLEN,
+                    approximate=True,
+                )
+            pipe.expire(key, int(settings.SESSION_CACHE_TTL))
+            pipe.execute(raise_on_error=False)
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis stream write skipped for session %s: %s", session_id, exc)

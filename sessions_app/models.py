@@ -1,0 +1,144 @@
+"""The durable session store: every session and every event, kept in PostgreSQL for good."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+
+def new_session_id() -> str:
+    """A session id, made by the application before any write."""
+    return f"bo1_{uuid.uuid4()}"
+
+
+class Status(models.TextChoices):
+    CREATED = "created"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    KILLED = "killed"
+    DELETED = "deleted"
+
+
+class Phase(models.TextChoices):
+    INTAKE = "intake"
+    DECOMPOSITION = "decomposition"
+    SELECTION = "selection"
+    INITIAL_ROUND = "initial_round"
+    DISCUSSION = "discussion"
+    VOTING = "voting"
+    SYNTHESIS = "synthesis"
+    COMPLETE = "complete"
+
+
+class PauseReason(models.TextChoices):
+    USER = "user"
+    CLARIFICATION = "clarification"
+    BUDGET = "budget"
+
+
+class DeliberationSession(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_session_id, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="deliberation_sessions"
+    )
+    problem_statement = models.TextField()
+    problem_context = models.JSONField(default=dict, blank=True)
+    max_rounds = models.PositiveSmallIntegerField(default=6)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (unique only when set)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    pause_reason = models.CharField(max_length=16, choices=PauseReason.choices, blank=True)
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.INTAKE)
+    round_number = models.PositiveIntegerField(default=0)
+
+    personas = models.JSONField(default=list, blank=True)
+    contribution_count = models.PositiveIntegerField(default=0)
+    clarification_question = models.TextField(blank=True)
+    total_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    costs_by_phase = models.JSONField(default=dict, blank=True)
+    synthesis_text = models.TextField(blank=True)
+    final_recommendation = models.TextField(blank=True)
+    error = models.JSONField(null=True, blank=True)
+
+    # The engine's resumable state, saved after every step.
+    checkpoint = models.JSONField(null=True, blank=True, editable=False)
+    # The last event sequence number handed out; the row lock on this column orders writers.
+    last_sequence = models.PositiveIntegerField(default=0, editable=False)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "sessions"
+        verbose_name = "session"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # "This user's sessions, newest first", deleted ones hidden.
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                name="sessions_user_recent",
+                condition=~models.Q(status="deleted"),
+            ),
+            models.Index(fields=["user", "status", "-created_at"], name="sessions_user_status"),
+            models.Index(fields=["status", "-status_changed_at"], name="sessions_status"),
+            models.Index(fields=["-created_at"], name="sessions_created"),
+            GinIndex(
+                OpClass(Upper("problem_statement"), name="gin_trgm_ops"),
+                name="sessions_problem_trgm",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                name="sessions_user_idempotency_key",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+FINISHED_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.KILLED, Status.DELETED})
+
+
+class SessionEvent(models.Model):
+    session = models.ForeignKey(
+        DeliberationSession, on_delete=models.CASCADE, related_name="events", db_column="session_id"
+    )
+    sequence = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    # Lets a writer that retries (a worker after a crash or an outage) add an event exactly once.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "session_events"
+        ordering = ["session", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "sequence"], name="session_events_sequence"),
+            models.UniqueConstraint(
+                fields=["session", "idempotency_key"],
+                name="session_events_idempotency_key",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.sequence} {self.event_type}"

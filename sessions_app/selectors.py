@@ -1,0 +1,100 @@
+"""Reads from the session store: Redis when it has the answer, PostgreSQL always behind it."""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from .cache import SessionCache
+from .models import DeliberationSession, SessionEvent, Status
+from .services import event_payload
+from .snapshots import merge_live, session_snapshot, session_summary
+
+logger = logging.getLogger(__name__)
+
+LIST_FIELDS = (
+    "id",
+    "user_id",
+    "problem_statement",
+    "status",
+    "phase",
+    "round_number",
+    "total_cost",
+    "total_tokens",
+    "contribution_count",
+    "pause_reason",
+    "final_recommendation",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "last_activity_at",
+)
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    sessions: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.sessions) < self.total
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + len(self.sessions) if self.has_more else None
+
+
+def sessions_visible_to(user: AbstractBaseUser) -> QuerySet[DeliberationSession]:
+    """A user's sessions, soft-deleted ones hidden."""
+    return DeliberationSession.objects.filter(user=user).exclude(status=Status.DELETED)
+
+
+def session_list_for_user(
+    *, user: AbstractBaseUser, status: str | None = None, limit: int = 20, offset: int = 0
+) -> SessionPage:
+    """A page of the user's sessions, newest first: one page query, one count, one MGET."""
+    queryset = sessions_visible_to(user)
+    if status:
+        queryset = queryset.filter(status=status)
+    rows = list(queryset.only(*LIST_FIELDS).order_by("-created_at", "-id")[offset : offset + limit])
+    total = queryset.count() if rows or offset else 0
+    hot = SessionCache.get_many(row.id for row in rows)
+    sessions = [merge_live(session_summary(row), hot.get(row.id)) for row in rows]
+    logger.info("Loaded %d sessions from PostgreSQL for user %s", len(sessions), user.pk)
+    return SessionPage(sessions=sessions, total=total, limit=limit, offset=offset)
+
+
+def session_detail_for_user(*, user: AbstractBaseUser, session_id: str) -> dict[str, Any] | None:
+    """A session's detail: the hot entry when Redis has it, else PostgreSQL (refilling Redis)."""
+    hot = SessionCache.get(session_id)
+    if hot is not None:
+        if hot.get("user_id") != user.pk or hot.get("status") == Status.DELETED:
+            return None
+        return hot
+    session = sessions_visible_to(user).filter(pk=session_id).first()
+    if session is None:
+        return None
+    snapshot = session_snapshot(session)
+    SessionCache.set(session_id, snapshot)
+    return snapshot
+
+
+def session_get_for_user(*, user: AbstractBaseUser, session_id: str) -> DeliberationSession | None:
+    """The session row itself, when it is this user's and not deleted."""
+    return sessions_visible_to(user).filter(pk=session_id).first()
+
+
+def session_events_after(
+    *, session_id: str, after: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """A page of a session's transcript, in sequence order."""
+    events = SessionEvent.objects.filter(session_id=session_id, sequence__gt=after).order_by(
+        "sequence"
+    )[:limit]
+    return [event_payload(e) for e in events]
