@@ -1,0 +1,25 @@
+"""Factories for users and sessions."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from sessions_app.models import DeliberationSession
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "secret-pass-123")
+
+
+class SessionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeliberationSession
+
+    user = factory.SubFactory(UserFactory)
+    problem_statement = factory.Sequence(lambda n: f"Should we open office number {n} this year?")
