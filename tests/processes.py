@@ -6,6 +6,7 @@ they write is committed and visible across processes) and the test Redis databas
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,10 +92,8 @@ class ManagedProcess:
 
     def kill_hard(self) -> None:
         """SIGKILL the whole process group: a crash, no cleanup, no acknowledgement."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 15.0) -> None:
