@@ -118,3 +118,21 @@ class ValidationErrorSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "ValidationError"
+
+
+class EventsQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(required=False, default=0, min_value=0)
+    limit = serializers.IntegerField(required=False, default=1000, min_value=1, max_value=1000)
+
+
+class EventSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    event_type = serializers.CharField()
+    data = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class EventListSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    events = EventSerializer(many=True)
+    count = serializers.IntegerField()

@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from .views import SessionCollectionView, SessionDetailView
+from .views import SessionCollectionView, SessionDetailView, SessionEventsView
 
 urlpatterns = [
     path("sessions", SessionCollectionView.as_view(), name="session-list"),
     path("sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
+    path("sessions/<str:session_id>/events", SessionEventsView.as_view(), name="session-events"),
 ]

@@ -14,6 +14,8 @@ from ..models import DeliberationSession
 from ..snapshots import session_snapshot
 from .serializers import (
     DetailErrorSerializer,
+    EventListSerializer,
+    EventsQuerySerializer,
     SessionCreateSerializer,
     SessionDetailSerializer,
     SessionListQuerySerializer,
@@ -130,3 +132,19 @@ class SessionDetailView(APIView):
         session = owned_session_or_404(request, session_id)
         services.session_soft_delete(session_id=session.id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionEventsView(APIView):
+    """A page of a session's transcript: the events after sequence `after`."""
+
+    @extend_schema(
+        operation_id="sessions_events",
+        parameters=[EventsQuerySerializer],
+        responses={200: EventListSerializer, **error_responses(400, 401, 404, 503)},
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        query = EventsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        session = owned_session_or_404(request, session_id)
+        events = selectors.session_events_after(session_id=session.id, **query.validated_data)
+        return Response({"session_id": session.id, "events": events, "count": len(events)})
