@@ -143,6 +143,27 @@ BO1_MAX_COST_PER_SESSION = Decimal(env.str("BO1_MAX_COST_PER_SESSION", default="
 BO1_OFFLINE_LATENCY_MS = env.int("BO1_OFFLINE_LATENCY_MS", default=0)
 BO1_LLM_TIMEOUT = env.float("BO1_LLM_TIMEOUT", default=60.0)
 BO1_LLM_MAX_RETRIES = env.int("BO1_LLM_MAX_RETRIES", default=3)
+# Model names per role (BO1_MODEL_PERSONA, BO1_MODEL_SYNTHESIZER, ...); unset roles use defaults.
+BO1_MODEL_ROLES = (
+    "decomposer",
+    "selector",
+    "persona",
+    "facilitator",
+    "moderator",
+    "voter",
+    "synthesizer",
+)
+BO1_MODELS = {
+    role: model
+    for role in BO1_MODEL_ROLES
+    if (model := env.str(f"BO1_MODEL_{role.upper()}", default=""))
+}
+# A worker holds a per-session lease in Redis and renews it; a lease left to expire means the
+# worker died, and the reaper requeues the session.
+BO1_LEASE_TTL = env.int("BO1_LEASE_TTL", default=30)
+BO1_REAPER_INTERVAL = env.int("BO1_REAPER_INTERVAL", default=30)
+# How long a worker keeps retrying writes PostgreSQL refused before it leaves them to reconcile.
+BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -179,7 +200,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",
 }

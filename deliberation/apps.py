@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class DeliberationConfig(AppConfig):
     name = "deliberation"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (starts the reaper with each worker)

@@ -62,6 +62,8 @@ class DeliberationSession(models.Model):
     contribution_count = models.PositiveIntegerField(default=0)
     clarification_question = models.TextField(blank=True)
     total_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    # USD the deliberation may spend before it pauses (reason budget); null means the default.
+    cost_limit = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     total_tokens = models.BigIntegerField(default=0)
     costs_by_phase = models.JSONField(default=dict, blank=True)
     synthesis_text = models.TextField(blank=True)

@@ -1,0 +1,129 @@
+"""Control endpoints: start, pause, resume, kill and clarify a deliberation."""
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions_app.api.serializers import SessionDetailSerializer
+from sessions_app.api.views import error_responses, owned_session_or_404, public_detail
+from sessions_app.services import IllegalTransition
+from sessions_app.snapshots import session_snapshot
+
+from .. import services
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.CharField(help_text="The session's current status.")
+
+
+class KillSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class ClarifySerializer(serializers.Serializer):
+    answer = serializers.CharField(min_length=1, max_length=5000, trim_whitespace=True)
+
+
+class ResumeSerializer(serializers.Serializer):
+    extra_budget = serializers.DecimalField(
+        required=False,
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("1000"),
+        help_text="USD to add to the session's budget (after a budget pause, one default "
+        "allowance is added when this is omitted).",
+    )
+
+
+def control_schema(operation_id: str, request: type[serializers.Serializer] | None = None) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        request=request,
+        responses={
+            202: SessionDetailSerializer,
+            409: OpenApiResponse(ConflictSerializer, "Illegal transition for the current status."),
+            **error_responses(*((400,) if request else ()), 401, 404, 503),
+        },
+    )
+
+
+class ControlView(APIView):
+    """Shared shape: find the caller's session, validate the body, run one control service."""
+
+    body: type[serializers.Serializer] | None = None
+    action: Callable[..., Any]
+
+    def post(self, request: Request, session_id: str) -> Response:
+        session = owned_session_or_404(request, session_id)
+        kwargs: dict[str, Any] = {}
+        if self.body is not None:
+            body = self.body(data=request.data)
+            body.is_valid(raise_exception=True)
+            kwargs = {k: v for k, v in body.validated_data.items() if v is not None}
+        try:
+            session = type(self).action(session_id=session.id, **kwargs)
+        except IllegalTransition as exc:
+            return Response(
+                {"detail": str(exc), "status": exc.current}, status=status.HTTP_409_CONFLICT
+            )
+        except services.BrokerUnavailable as exc:
+            return Response(
+                {
+                    "detail": "The task queue is unavailable; nothing was changed.",
+                    "reason": exc.reason,
+                },
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "5"},
+            )
+        return Response(public_detail(session_snapshot(session)), status=status.HTTP_202_ACCEPTED)
+
+
+class StartView(ControlView):
+    action = staticmethod(services.deliberation_start)
+
+    @control_schema("sessions_start")
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+
+class PauseView(ControlView):
+    action = staticmethod(services.deliberation_pause)
+
+    @control_schema("sessions_pause")
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+
+class ResumeView(ControlView):
+    body = ResumeSerializer
+    action = staticmethod(services.deliberation_resume)
+
+    @control_schema("sessions_resume", ResumeSerializer)
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+
+class KillView(ControlView):
+    body = KillSerializer
+    action = staticmethod(services.deliberation_kill)
+
+    @control_schema("sessions_kill", KillSerializer)
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+
+class ClarifyView(ControlView):
+    body = ClarifySerializer
+    action = staticmethod(services.deliberation_clarify)
+
+    @control_schema("sessions_clarify", ClarifySerializer)
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)

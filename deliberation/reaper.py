@@ -1,0 +1,68 @@
+"""Finds sessions whose worker is gone (no live lease) and queues them again."""
+
+import logging
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from sessions_app.models import DeliberationSession, Status
+
+from .lease import lease_alive
+
+logger = logging.getLogger(__name__)
+
+# A queued session normally starts within seconds; one older than this lost its message.
+QUEUED_GRACE = timedelta(seconds=60)
+
+
+def orphaned_sessions() -> list[str]:
+    """Running sessions with no live lease, and queued ones that waited too long."""
+    grace = timedelta(seconds=int(settings.BO1_LEASE_TTL))
+    now = timezone.now()
+    candidates = DeliberationSession.objects.filter(
+        status__in=(Status.RUNNING, Status.QUEUED)
+    ).values_list("id", "status", "status_changed_at", "last_activity_at")
+    orphans = []
+    for session_id, status, changed_at, active_at in candidates:
+        last_sign = max(filter(None, (changed_at, active_at)))
+        waited = QUEUED_GRACE if status == Status.QUEUED else grace
+        if now - last_sign < waited:
+            continue
+        if lease_alive(session_id) is False:
+            orphans.append(session_id)
+    return orphans
+
+
+def reap_orphans() -> list[str]:
+    """Queue every orphaned session again; the task picks it up from its last checkpoint."""
+    from .services import enqueue_run
+
+    orphans = orphaned_sessions()
+    for session_id in orphans:
+        logger.warning("Session %s has no live worker; queueing it again", session_id)
+        enqueue_run(session_id)
+    return orphans
+
+
+class ReaperThread(threading.Thread):
+    """Runs the reaper now and then every BO1_REAPER_INTERVAL seconds inside a worker."""
+
+    def __init__(self) -> None:
+        super().__init__(name="bo1-reaper", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        interval = max(int(settings.BO1_REAPER_INTERVAL), 1)
+        while True:
+            try:
+                close_old_connections()
+                reap_orphans()
+            except DatabaseError as exc:
+                logger.warning("Reaper skipped a pass: %s", exc)
+            except Exception:  # the reaper must outlive any single bad pass
+                logger.exception("Reaper pass failed")
+            if self.stopping.wait(interval):
+                return
