@@ -6,6 +6,7 @@ Events carry idempotency keys, so applying an op again after an ambiguous failur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import deque
@@ -132,10 +133,8 @@ class Outbox:
         return True
 
     def _reset_connection(self) -> None:
-        try:
+        with contextlib.suppress(DatabaseError):
             connection.close()
-        except DatabaseError:
-            pass
 
     def _load_mirror(self) -> list[OutboxOp]:
         try:

@@ -48,7 +48,7 @@ def reap_orphans() -> list[str]:
 
 
 class ReaperThread(threading.Thread):
-    """Runs the reaper now and then every BO1_REAPER_INTERVAL seconds inside a worker."""
+    """Runs the repair (reconcile) now and then every BO1_REAPER_INTERVAL seconds in a worker."""
 
     def __init__(self) -> None:
         super().__init__(name="bo1-reaper", daemon=True)
@@ -58,8 +58,10 @@ class ReaperThread(threading.Thread):
         interval = max(int(settings.BO1_REAPER_INTERVAL), 1)
         while True:
             try:
+                from .reconcile import reconcile_sessions
+
                 close_old_connections()
-                reap_orphans()
+                reconcile_sessions(every_entry=False)
             except DatabaseError as exc:
                 logger.warning("Reaper skipped a pass: %s", exc)
             except Exception:  # the reaper must outlive any single bad pass

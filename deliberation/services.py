@@ -79,7 +79,7 @@ def deliberation_pause(*, session_id: str) -> DeliberationSession:
 def deliberation_resume(
     *, session_id: str, extra_budget: Decimal | None = None
 ) -> DeliberationSession:
-    """paused → queued. After a budget pause, the budget grows by one allowance (or extra_budget)."""
+    """paused → queued; after a budget pause the budget grows by one allowance (or extra_budget)."""
     session = DeliberationSession.objects.filter(pk=session_id).first()
     fields: dict[str, Any] = {}
     if session is not None and session.pause_reason == PauseReason.CLARIFICATION:
