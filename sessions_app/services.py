@@ -39,6 +39,7 @@ PROGRESS_FIELDS = frozenset(
         "contribution_count",
         "clarification_question",
         "total_cost",
+        "cost_limit",
         "total_tokens",
         "costs_by_phase",
         "synthesis_text",
@@ -65,6 +66,11 @@ class IllegalTransition(Exception):
 
 class SessionConflict(IllegalTransition):
     """Someone else changed the status between our read and our write."""
+
+
+def _assign(session: DeliberationSession, name: str, value: Any) -> None:
+    """Set a field on the in-memory row as the database will read it back (e.g. "1.5" → Decimal)."""
+    setattr(session, name, DeliberationSession._meta.get_field(name).to_python(value))
 
 
 def can_transition(current: str, requested: str) -> bool:
@@ -230,7 +236,7 @@ def session_transition(
         if to != Status.PAUSED or pause_reason != PauseReason.CLARIFICATION:
             updates.setdefault("clarification_question", "")
         for name, value in updates.items():
-            setattr(session, name, value)
+            _assign(session, name, value)
         rows = _append_events(session, events, now)
         # The row lock makes this guard redundant today; it keeps the contract if the lock goes.
         changed = (
@@ -278,7 +284,7 @@ def session_record_progress(
         if rows:
             updates.setdefault("last_activity_at", now)
         for name, value in updates.items():
-            setattr(session, name, value)
+            _assign(session, name, value)
         DeliberationSession.objects.filter(pk=session_id).update(
             last_sequence=session.last_sequence, **updates
         )

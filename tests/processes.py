@@ -77,7 +77,8 @@ class ManagedProcess:
         return self.proc.pid
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_for(self, ready: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

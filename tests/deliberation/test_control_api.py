@@ -4,6 +4,8 @@ import time
 from decimal import Decimal
 
 import pytest
+import redis
+from django.conf import settings
 
 from bo1site.celery import app as celery_app
 from sessions_app.models import DeliberationSession, PauseReason, SessionEvent, Status
@@ -30,12 +32,7 @@ def broker_down(monkeypatch):
 @pytest.fixture
 def queued_tasks(clean_redis):
     """How many run tasks wait in the test broker's default queue."""
-    from django_redis import get_redis_connection
-
-    broker = get_redis_connection("default").connection_pool.connection_kwargs
-    import redis
-
-    client = redis.Redis(host=broker["host"], port=broker["port"], db=15)
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.flushdb()
     yield lambda: client.llen("celery")
     client.flushdb()
