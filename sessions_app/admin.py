@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
@@ -16,6 +17,17 @@ from .models import DeliberationSession, SessionEvent, Status
 
 INLINE_EVENTS = 100
 COUNT_CAP = 10_000
+# Large columns the change list never shows: a page of 50 rows should not carry 50 checkpoints.
+LIST_DEFERRED = (
+    "checkpoint",
+    "problem_context",
+    "personas",
+    "costs_by_phase",
+    "synthesis_text",
+    "final_recommendation",
+    "clarification_question",
+    "error",
+)
 
 
 class CappedCountPaginator(Paginator):
@@ -37,6 +49,13 @@ class CappedCountPaginator(Paginator):
             if row and row[0] and row[0] > COUNT_CAP:
                 return int(row[0])
         return query.values("pk")[: COUNT_CAP + 1].count()
+
+
+class SessionChangeList(ChangeList):
+    """The change list's rows without the large columns it never displays."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        return super().get_queryset(request, exclude_parameters).defer(*LIST_DEFERRED)
 
 
 @admin.register(DeliberationSession)
@@ -111,6 +130,9 @@ class DeliberationSessionAdmin(admin.ModelAdmin):
         ),
         ("Transcript", {"fields": ("last_sequence", "recent_events")}),
     )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SessionChangeList
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # sessions are created through the API or the dashboard

@@ -70,6 +70,11 @@ class SessionCache:
         return stored
 
     @classmethod
+    def add(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
+        """Write the entry only when there is none, so a refill never overwrites a fresher one."""
+        return bool(cache.add(entry_key(session_id), snapshot, timeout=cls.ttl_seconds()))
+
+    @classmethod
     def delete(cls, session_id: str) -> None:
         cache.delete(entry_key(session_id))
         try:
@@ -80,7 +85,12 @@ class SessionCache:
     @classmethod
     def ttl(cls, session_id: str) -> int | None:
         """Seconds left on the hot entry; None when there is none (or Redis is down)."""
-        remaining = cache.ttl(entry_key(session_id))
+        # django-redis does not turn errors from TTL into ignorable ones: catch them here.
+        try:
+            remaining = cache.ttl(entry_key(session_id))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis TTL lookup failed for session %s: %s", session_id, exc)
+            return None
         return remaining if remaining and remaining > 0 else None
 
     @classmethod

@@ -81,7 +81,9 @@ def session_detail_for_user(*, user: AbstractBaseUser, session_id: str) -> dict[
     if session is None:
         return None
     snapshot = session_snapshot(session)
-    SessionCache.set(session_id, snapshot)
+    # `add`, not `set`: a status change that committed after our read has already written a
+    # fresher entry, and this stale copy must not replace it.
+    SessionCache.add(session_id, snapshot)
     return snapshot
 
 

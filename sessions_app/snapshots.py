@@ -1,6 +1,7 @@
 """The JSON shape of a session, shared by the Redis hot entry and the API."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from .models import DeliberationSession
@@ -35,10 +36,16 @@ LIVE_FIELDS = (
     "updated_at",
 )
 PROBLEM_PREVIEW_CHARS = 200
+COST_QUANTUM = Decimal("0.000001")
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _money(value: Any) -> str:
+    # Six places always, so a new session's "0" and a reloaded "0.000000" read the same.
+    return str(Decimal(value).quantize(COST_QUANTUM))
 
 
 def session_snapshot(session: DeliberationSession) -> dict[str, Any]:
@@ -57,7 +64,7 @@ def session_snapshot(session: DeliberationSession) -> dict[str, Any]:
         "personas": session.personas,
         "contributions": session.contribution_count,
         "event_count": session.last_sequence,
-        "total_cost": str(session.total_cost),
+        "total_cost": _money(session.total_cost),
         "total_tokens": session.total_tokens,
         "costs_by_phase": session.costs_by_phase,
         "synthesis": session.synthesis_text or None,
@@ -81,7 +88,7 @@ def session_summary(session: DeliberationSession) -> dict[str, Any]:
         "status": session.status,
         "phase": session.phase,
         "round_number": session.round_number,
-        "total_cost": str(session.total_cost),
+        "total_cost": _money(session.total_cost),
         "total_tokens": session.total_tokens,
         "contributions": session.contribution_count,
         "pause_reason": session.pause_reason or None,

@@ -3,41 +3,87 @@
 import json
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Phase, Status
 
 MAX_CONTEXT_BYTES = 50 * 1024
+MAX_CONTEXT_DEPTH = 64
 LISTABLE_STATUSES = [s for s in Status.values if s != Status.DELETED]
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """The nesting depth of a JSON value, and whether a key or string in it holds a NUL."""
+    depth, has_nul = 0, False
+    pending = [(value, 1)]
+    while pending:  # iterative: a deeply nested value must not exhaust the stack
+        item, level = pending.pop()
+        if isinstance(item, str):
+            has_nul = has_nul or "\x00" in item
+        elif isinstance(item, dict):
+            depth = max(depth, level)
+            has_nul = has_nul or any("\x00" in key for key in item)
+            pending.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level)
+            pending.extend((child, level + 1) for child in item)
+    return depth, has_nul
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.JSONField):
+    """A JSON object that PostgreSQL can store: bounded in size and nesting, without NULs."""
+
+    default_error_messages = {
+        "not_object": "Must be a JSON object.",
+        "too_deep": f"Must not be nested more than {MAX_CONTEXT_DEPTH} levels deep.",
+        "has_nul": "Must not contain NUL characters.",
+        "too_large": "Must be at most 50 KB when encoded as JSON.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        depth, has_nul = json_shape(data)
+        if depth > MAX_CONTEXT_DEPTH:
+            self.fail("too_deep")
+        if has_nul:
+            self.fail("has_nul")
+        value = super().to_internal_value(data)
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_CONTEXT_BYTES:
+            self.fail("too_large")
+        return value
+
+
 class SessionCreateSerializer(serializers.Serializer):
-    problem_statement = serializers.CharField(
+    problem_statement = StrictCharField(
         min_length=10,
         max_length=10_000,
         trim_whitespace=True,
         help_text="The decision to deliberate, 10 to 10,000 characters after trimming.",
     )
-    problem_context = serializers.JSONField(
+    problem_context = JSONObjectField(
         required=False,
         default=dict,
         help_text="Optional facts for the board: a JSON object of at most 50 KB.",
     )
     max_rounds = serializers.IntegerField(required=False, default=6, min_value=1, max_value=10)
 
-    def validate_problem_context(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        encoded = json.dumps(value, ensure_ascii=False)
-        if len(encoded.encode()) > MAX_CONTEXT_BYTES:
-            raise serializers.ValidationError("Must be at most 50 KB when encoded as JSON.")
-        if "\\u0000" in json.dumps(value):
-            raise serializers.ValidationError("Must not contain NUL characters.")
-        return value
-
 
 class SessionListQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=LISTABLE_STATUSES, required=False)
+    # `?status=` (blank) means no filter, as an empty form field would send it.
+    status = serializers.ChoiceField(choices=LISTABLE_STATUSES, required=False, allow_blank=True)
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
 
