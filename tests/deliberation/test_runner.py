@@ -109,3 +109,51 @@ def test_kept_writes_from_a_dead_worker_are_applied_before_continuing(user):
     assert run_session(session.id) == Status.COMPLETED
     assert types(session).count("session_started") == 1
     assert not redis_client().exists(outbox_key(session.id))
+
+
+KEY = "sk-ant-test-SECRET-0123456789abcdef"
+
+
+@pytest.fixture
+def fake_llm():
+    from tests.deliberation.fake_llm import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_an_sdk_provider_completes_a_session_with_costs_from_usage(
+    user, settings, monkeypatch, fake_llm, provider
+):
+    settings.BO1_LLM_PROVIDER = provider
+    monkeypatch.setenv(f"{provider.upper()}_API_KEY", KEY)
+    url = fake_llm.url if provider == "anthropic" else fake_llm.openai_url
+    monkeypatch.setenv(f"{provider.upper()}_BASE_URL", url)
+    session = queued_session(user)
+    assert run_session(session.id) == Status.COMPLETED
+    row = DeliberationSession.objects.get(pk=session.id)
+    assert row.total_tokens > 0 and row.total_cost > 0
+    assert {r.api for r in fake_llm.requests} == {provider}
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("auth_error", "auth"), ("server_error", "provider_error")]
+)
+def test_a_persisting_provider_error_fails_the_session_with_its_code_and_never_the_key(
+    user, settings, monkeypatch, fake_llm, mode, code
+):
+    fake_llm.mode = mode
+    settings.BO1_LLM_PROVIDER = "anthropic"
+    settings.BO1_LLM_MAX_RETRIES = 1
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_llm.url)
+    session = queued_session(user)
+    assert run_session(session.id) == Status.FAILED
+    row = DeliberationSession.objects.get(pk=session.id)
+    assert row.status == Status.FAILED and row.error["code"] == code and row.error["message"]
+    assert KEY not in str(row.error)
+    last = SessionEvent.objects.filter(session=session).order_by("sequence").last()
+    assert last.event_type == "error" and last.data["code"] == code
+    assert KEY not in str(list(SessionEvent.objects.filter(session=session).values("data")))
+    assert SessionCache.get(session.id)["error"]["code"] == code
