@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "sessions_app",
     "deliberation",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -164,6 +165,11 @@ BO1_LEASE_TTL = env.int("BO1_LEASE_TTL", default=30)
 BO1_REAPER_INTERVAL = env.int("BO1_REAPER_INTERVAL", default=30)
 # How long a worker keeps retrying writes PostgreSQL refused before it leaves them to reconcile.
 BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
+
+# Server-Sent Events: a keep-alive comment this often, and PostgreSQL polled this often while
+# Redis cannot be read.
+BO1_STREAM_KEEPALIVE_SECONDS = env.float("BO1_STREAM_KEEPALIVE_SECONDS", default=15.0)
+BO1_STREAM_POLL_SECONDS = env.float("BO1_STREAM_POLL_SECONDS", default=1.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

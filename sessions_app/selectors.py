@@ -56,12 +56,19 @@ def sessions_visible_to(user: AbstractBaseUser) -> QuerySet[DeliberationSession]
 
 
 def session_list_for_user(
-    *, user: AbstractBaseUser, status: str | None = None, limit: int = 20, offset: int = 0
+    *,
+    user: AbstractBaseUser,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
 ) -> SessionPage:
     """A page of the user's sessions, newest first: one page query, one count, one MGET."""
     queryset = sessions_visible_to(user)
     if status:
         queryset = queryset.filter(status=status)
+    if search:  # served by the trigram index on UPPER(problem_statement)
+        queryset = queryset.filter(problem_statement__icontains=search)
     rows = list(queryset.only(*LIST_FIELDS).order_by("-created_at", "-id")[offset : offset + limit])
     total = queryset.count() if rows or offset else 0
     hot = SessionCache.get_many(row.id for row in rows)

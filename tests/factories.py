@@ -14,7 +14,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "secret-pass-123")
+    # Hashed before the insert (a post-generation set_password would never be saved, which
+    # breaks password logins and invalidates force_login sessions on their next request).
+    password = factory.django.Password("secret-pass-123")
 
 
 class SessionFactory(factory.django.DjangoModelFactory):

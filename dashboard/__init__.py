@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages to create, follow and control deliberation sessions."""
