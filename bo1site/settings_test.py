@@ -59,6 +59,9 @@ else:
     os.environ["TEST_REDIS_URL"] = TEST_REDIS_URL
     os.environ["TEST_CELERY_BROKER_URL"] = CELERY_BROKER_URL
 
+# Celery prefers the CELERY_BROKER_URL environment variable to its settings; without this the
+# suite (and its children) would publish tasks to the development broker that `make run` uses.
+os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 CACHES["default"]["LOCATION"] = TEST_REDIS_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
