@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000
 
 WORKDIR /app
-RUN useradd --create-home --uid 10001 bo1
+# An unprivileged user that owns /app, so collectstatic can write staticfiles/ there.
+RUN useradd --create-home --uid 10001 bo1 && chown bo1:bo1 /app
 
 # Dependencies first, so a code change does not reinstall them (constraints.txt pins the rest).
 COPY requirements/ requirements/
