@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -147,17 +148,22 @@ def test_the_celery_app_loads_as_celery_dash_a_bo1site(settings):
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_the_production_web_server_does_not_pile_up_database_connections():
+def test_the_production_web_server_keeps_a_bounded_number_of_database_connections():
     marker = "bo1-conn-check"
     web, base_url = start_web(DATABASE_URL=f"{database_url()}?application_name={marker}")
+
+    def check_database(_):
+        with urllib.request.urlopen(f"{base_url}/api/health/db", timeout=10) as response:
+            return response.status
+
     with web:
-        for _ in range(30):
-            with urllib.request.urlopen(f"{base_url}/api/health/db", timeout=10) as response:
-                assert response.status == 200
+        with ThreadPoolExecutor(max_workers=20) as clients:
+            assert set(clients.map(check_database, range(120))) == {200}
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [marker]
             )
             open_connections = cursor.fetchone()[0]
-    # Persistent connections under ASGI leave one open per request thread (30 here).
-    assert open_connections <= 2
+    # Persistent connections on Django's per-request ASGI threads pile up (about 50 here);
+    # without them, or with a fixed pool of threads, a handful at most.
+    assert open_connections <= 10
