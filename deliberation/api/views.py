@@ -59,7 +59,7 @@ class ControlView(APIView):
     """Shared shape: find the caller's session, validate the body, run one control service."""
 
     body: type[serializers.Serializer] | None = None
-    action: Callable[..., Any]
+    service: Callable[..., Any]
 
     def post(self, request: Request, session_id: str) -> Response:
         session = owned_session_or_404(request, session_id)
@@ -69,7 +69,7 @@ class ControlView(APIView):
             body.is_valid(raise_exception=True)
             kwargs = {k: v for k, v in body.validated_data.items() if v is not None}
         try:
-            session = type(self).action(session_id=session.id, **kwargs)
+            session = type(self).service(session_id=session.id, **kwargs)
         except IllegalTransition as exc:
             return Response(
                 {"detail": str(exc), "status": exc.current}, status=status.HTTP_409_CONFLICT
@@ -87,7 +87,7 @@ class ControlView(APIView):
 
 
 class StartView(ControlView):
-    action = staticmethod(services.deliberation_start)
+    service = staticmethod(services.deliberation_start)
 
     @control_schema("sessions_start")
     def post(self, request: Request, session_id: str) -> Response:
@@ -95,7 +95,7 @@ class StartView(ControlView):
 
 
 class PauseView(ControlView):
-    action = staticmethod(services.deliberation_pause)
+    service = staticmethod(services.deliberation_pause)
 
     @control_schema("sessions_pause")
     def post(self, request: Request, session_id: str) -> Response:
@@ -104,7 +104,7 @@ class PauseView(ControlView):
 
 class ResumeView(ControlView):
     body = ResumeSerializer
-    action = staticmethod(services.deliberation_resume)
+    service = staticmethod(services.deliberation_resume)
 
     @control_schema("sessions_resume", ResumeSerializer)
     def post(self, request: Request, session_id: str) -> Response:
@@ -113,7 +113,7 @@ class ResumeView(ControlView):
 
 class KillView(ControlView):
     body = KillSerializer
-    action = staticmethod(services.deliberation_kill)
+    service = staticmethod(services.deliberation_kill)
 
     @control_schema("sessions_kill", KillSerializer)
     def post(self, request: Request, session_id: str) -> Response:
@@ -122,7 +122,7 @@ class KillView(ControlView):
 
 class ClarifyView(ControlView):
     body = ClarifySerializer
-    action = staticmethod(services.deliberation_clarify)
+    service = staticmethod(services.deliberation_clarify)
 
     @control_schema("sessions_clarify", ClarifySerializer)
     def post(self, request: Request, session_id: str) -> Response:
