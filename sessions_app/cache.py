@@ -64,7 +64,9 @@ class SessionCache:
     @classmethod
     def set(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
         # cache.set answers None when django-redis swallowed (and logged) an error.
-        stored = bool(cache.set(entry_key(session_id), snapshot, timeout=cls.ttl_seconds()))
+        stored = bool(
+            cache.set(entry_key(session_id), snapshot, timeout=cls.ttl_seconds())  # type: ignore[func-returns-value]
+        )
         if not stored:
             logger.warning("Redis write skipped for session %s", session_id)
         return stored
@@ -87,7 +89,7 @@ class SessionCache:
         """Seconds left on the hot entry; None when there is none (or Redis is down)."""
         # django-redis does not turn errors from TTL into ignorable ones: catch them here.
         try:
-            remaining = cache.ttl(entry_key(session_id))
+            remaining = cache.ttl(entry_key(session_id))  # type: ignore[attr-defined]
         except REDIS_ERRORS as exc:
             logger.warning("Redis TTL lookup failed for session %s: %s", session_id, exc)
             return None

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -70,7 +70,8 @@ class SessionConflict(IllegalTransition):
 
 def _assign(session: DeliberationSession, name: str, value: Any) -> None:
     """Set a field on the in-memory row as the database will read it back (e.g. "1.5" → Decimal)."""
-    setattr(session, name, DeliberationSession._meta.get_field(name).to_python(value))
+    field = DeliberationSession._meta.get_field(name)
+    setattr(session, name, field.to_python(value))  # type: ignore[union-attr]
 
 
 def can_transition(current: str, requested: str) -> bool:
@@ -88,7 +89,7 @@ class NewEvent:
 
 def session_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     problem_statement: str,
     problem_context: dict[str, Any] | None = None,
     max_rounds: int = 6,
