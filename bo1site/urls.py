@@ -1,4 +1,4 @@
-"""URL configuration: the API under /api/v1, health, OpenAPI docs and the admin."""
+"""URL configuration: the API under /api/v1, health, OpenAPI docs, the admin and the dashboard."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("sessions_app.api.urls")),
     path("api/v1/", include("deliberation.api.urls")),
+    path("", include("dashboard.urls")),
 ]

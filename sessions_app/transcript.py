@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 
@@ -76,6 +78,27 @@ class Transcript:
         indexes = {r.sub_problem_index or 0 for r in self.rounds}
         indexes |= {m.sub_problem_index or 0 for m in self.board}
         return len(indexes) > 1 or len(self.sub_problems) > 1
+
+
+def usd(value: Any) -> str:
+    """A cost as dollars with four decimals (costs are kept to six)."""
+    try:
+        return f"${Decimal(str(value)):.4f}"
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
+def phase_cost_text(value: Any) -> str:
+    """One entry of costs_by_phase: a cost, or a dict with cost and tokens."""
+    if isinstance(value, dict):
+        parts = []
+        if "cost" in value:
+            parts.append(usd(value["cost"]))
+        tokens = value.get("tokens", value.get("total_tokens"))
+        if tokens is not None:
+            parts.append(f"{tokens} tokens")
+        return ", ".join(parts) or json.dumps(value)
+    return usd(value)
 
 
 def _text(value: Any) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.http import HttpResponse
@@ -20,7 +19,7 @@ from rest_framework.views import APIView
 
 from .. import selectors
 from ..snapshots import session_snapshot
-from ..transcript import Transcript, build_transcript
+from ..transcript import Transcript, build_transcript, phase_cost_text, usd
 from .serializers import EventSerializer, SessionDetailSerializer
 from .views import error_responses, owned_session_or_404, public_detail
 
@@ -50,25 +49,6 @@ def all_events(session_id: str) -> Iterator[dict[str, Any]]:
         if len(page) < EVENTS_PAGE:
             return
         after = page[-1]["sequence"]
-
-
-def _usd(value: Any) -> str:
-    try:
-        return f"${Decimal(str(value)):.4f}"
-    except (InvalidOperation, ValueError):
-        return str(value)
-
-
-def _phase_cost(value: Any) -> str:
-    if isinstance(value, dict):
-        parts = []
-        if "cost" in value:
-            parts.append(_usd(value["cost"]))
-        tokens = value.get("tokens", value.get("total_tokens"))
-        if tokens is not None:
-            parts.append(f"{tokens} tokens")
-        return ", ".join(parts) or json.dumps(value)
-    return _usd(value)
 
 
 def _quote(text: str) -> str:
@@ -157,9 +137,9 @@ def transcript_markdown(detail: dict[str, Any], transcript: Transcript) -> str:
         lines += ["## Error", "", f"`{error.get('code')}`: {error.get('message')}", ""]
 
     lines += ["## Costs", ""]
-    lines.append(f"- Total: {_usd(detail['total_cost'])} ({detail['total_tokens']} tokens)")
+    lines.append(f"- Total: {usd(detail['total_cost'])} ({detail['total_tokens']} tokens)")
     for phase, cost in (detail.get("costs_by_phase") or {}).items():
-        lines.append(f"- {phase}: {_phase_cost(cost)}")
+        lines.append(f"- {phase}: {phase_cost_text(cost)}")
     lines.append("")
     return "\n".join(lines)
 

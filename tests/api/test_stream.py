@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.asgi import get_asgi_application
 from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
@@ -145,9 +144,7 @@ class AsgiStream:
         self._progress.set()
 
     async def start(self) -> AsgiStream:
-        self._task = asyncio.create_task(
-            get_asgi_application()(self.scope, self._receive, self._send)
-        )
+        self._task = asyncio.create_task(asgi_application()(self.scope, self._receive, self._send))
         await self.until(lambda: self.status is not None, "the response to start")
         return self
 
@@ -178,6 +175,13 @@ class AsgiStream:
         self._disconnect.set()
         if self._task is not None:
             await asyncio.wait_for(self._task, STREAM_TIMEOUT)
+
+
+def asgi_application() -> Callable[..., Awaitable[None]]:
+    """The production entry point (bo1site.asgi), as the ASGI server calls it."""
+    from bo1site.asgi import application
+
+    return application
 
 
 def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
