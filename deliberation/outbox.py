@@ -104,6 +104,7 @@ class Outbox:
     def flush(self) -> bool:
         """Apply kept ops in order; True when none is left."""
         self.last_refusal = None
+        applied = 0
         while self.pending:
             op = self.pending[0]
             try:
@@ -128,7 +129,9 @@ class Outbox:
                 self._save_mirror()
                 return False
             self.pending.popleft()
-        if self.mirrored:
+            applied += 1
+        if self.mirrored:  # these writes had been kept: say so, and clear the Redis copy
+            logger.info("Applied %d kept writes for session %s", applied, self.session_id)
             self._save_mirror()
         return True
 

@@ -37,9 +37,11 @@ def _apply_kept_writes(report: ReconcileReport) -> None:
     for session_id in sessions_with_kept_writes():
         if lease_alive(session_id):
             continue  # its worker is alive and will apply them itself
-        report.applied.append(session_id)
         if not report.dry_run:
-            Outbox(session_id).flush()
+            outbox = Outbox(session_id)
+            if not outbox.flush() and outbox.last_refusal == "database":
+                continue  # still kept, in order; the next pass tries again
+        report.applied.append(session_id)
 
 
 def _hot_session_ids() -> list[str]:
@@ -62,7 +64,14 @@ def _repair_hot_entries(report: ReconcileReport, *, every_entry: bool) -> None:
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         hot = SessionCache.get_many(batch)
-        for session in DeliberationSession.objects.filter(pk__in=batch):
+        sessions = list(DeliberationSession.objects.filter(pk__in=batch))
+        # An entry whose session PostgreSQL no longer has (purged while Redis was away) would
+        # keep answering reads for a session that does not exist: it goes.
+        for ghost in set(hot) - {session.id for session in sessions}:
+            report.repaired.append(ghost)
+            if not report.dry_run:
+                SessionCache.delete(ghost)
+        for session in sessions:
             entry = hot.get(session.id)
             if entry is None or lease_alive(session.id):
                 continue  # a running worker's entry may lead PostgreSQL on purpose

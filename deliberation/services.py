@@ -16,6 +16,7 @@ from sessions_app.services import IllegalTransition, NewEvent, session_transitio
 logger = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, KombuError, RedisError, OSError, TimeoutError)
+BROKER_CHECK_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 UNFINISHED = (Status.CREATED, Status.QUEUED, Status.RUNNING, Status.PAUSED)
 
 
@@ -30,7 +31,8 @@ class BrokerUnavailable(Exception):
 def broker_check() -> None:
     """Raise BrokerUnavailable unless the broker answers within a couple of seconds."""
     try:
-        with celery_app.connection_for_write() as connection:
+        # The PING must not wait out the transport's own socket timeout when packets vanish.
+        with celery_app.connection_for_write(transport_options=BROKER_CHECK_TIMEOUTS) as connection:
             connection.ensure_connection(
                 max_retries=1, interval_start=0, interval_step=0.2, timeout=2
             )

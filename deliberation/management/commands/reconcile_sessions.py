@@ -1,6 +1,7 @@
 """`manage.py reconcile_sessions`: repair what an outage left behind."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from deliberation.reconcile import reconcile_sessions
 
@@ -15,7 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="show, change nothing")
 
     def handle(self, *args, dry_run: bool, **options) -> None:  # type: ignore[no-untyped-def]
-        report = reconcile_sessions(dry_run=dry_run)
+        try:
+            report = reconcile_sessions(dry_run=dry_run)
+        except DatabaseError as exc:  # nothing half-done: each repair is its own write
+            raise CommandError(f"PostgreSQL unavailable, try again later: {exc}") from exc
         verb = "would" if dry_run else "did"
         for label, ids in (
             ("apply kept writes of", report.applied),
