@@ -126,11 +126,17 @@ def log_in(page: Page, base: str, username: str) -> None:
     expect(page.get_by_role("heading", name="Your sessions")).to_be_visible()
 
 
-def create_session(page: Page, base: str, problem: str, max_rounds: int) -> str:
+def create_session(
+    page: Page,
+    base: str,
+    problem: str,
+    max_rounds: int,
+    context: str = '{"team_size": 12, "runway_months": 18}',
+) -> str:
     page.get_by_role("link", name="New session").first.click()
     expect(page).to_have_url(f"{base}/sessions/new")
     page.get_by_label("The decision you face").fill(problem)
-    page.get_by_label("Context (optional)").fill('{"team_size": 12, "runway_months": 18}')
+    page.get_by_label("Context (optional)").fill(context)
     page.get_by_label("Maximum discussion rounds (optional)").fill(str(max_rounds))
     page.get_by_role("button", name="Create and start").click()
     expect(page).to_have_url(re.compile(r"/sessions/bo1_[0-9a-f-]+$"))
@@ -292,6 +298,53 @@ def test_kill_a_running_session(stack, page):
     assert page.request.get(f"{stack}/api/v1/sessions/{session_id}").json()["contributions"] == (
         contributions
     )
+
+
+def test_pause_and_resume_a_running_session(stack, page):
+    UserFactory(username="alice")
+    log_in(page, stack, "alice")
+    create_session(page, stack, "Should we move our support team to a follow-the-sun rota?", 3)
+    expect(page.locator("#session-status")).to_have_text("running", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#transcript .contribution").first).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+    page.locator('[data-action="pause"]').click()
+    expect(page.locator("#session-status")).to_have_text("paused (user)")
+    expect(page.locator('[data-action="pause"]')).to_be_hidden()
+    expect(page.locator('[data-action="resume"]')).to_be_visible()
+    shot(page, "session-paused")
+    # The worker stops at its next call boundary; then nothing more arrives.
+    page.wait_for_timeout(1500)
+    settled = page.locator("#transcript .contribution").count()
+    page.wait_for_timeout(1500)
+    assert page.locator("#transcript .contribution").count() == settled
+
+    page.locator('[data-action="resume"]').click()
+    expect(page.locator("#session-status")).to_have_text(re.compile(r"queued|running"))
+    expect(page.locator("#transcript .contribution").nth(settled)).to_be_visible(
+        timeout=LIVE_TIMEOUT_MS
+    )
+    expect(page.locator("#session-status")).to_have_text("running")
+    page.locator('[data-action="kill"]').click()
+    expect(page.locator("#session-status")).to_have_text("killed")
+
+
+def test_answer_the_boards_question_and_the_deliberation_continues(stack, page):
+    UserFactory(username="alice")
+    log_in(page, stack, "alice")
+    # A short statement without context: the offline board asks what it needs to know.
+    create_session(page, stack, "Hire a CTO now?", max_rounds=1, context="")
+    form = page.locator("#clarification")
+    expect(form).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#clarification-question")).not_to_be_empty()
+    expect(page.locator("#session-status")).to_have_text("paused (clarification)")
+    expect(page.locator('[data-action="resume"]')).to_be_hidden()
+    shot(page, "session-clarification")
+
+    page.get_by_label("Your answer").fill("We have 14 months of runway and two senior engineers.")
+    page.get_by_role("button", name="Send answer and continue").click()
+    expect(form).to_be_hidden()
+    expect(page.locator("#session-status")).to_have_text("completed", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#synthesis .synthesis")).to_be_visible()
 
 
 def test_the_list_follows_a_running_session_and_the_pages_fit_a_phone(stack, page, chromium):
