@@ -66,15 +66,16 @@ def test_the_seeds_sql_lists_the_newest_sessions_first(user):
 def test_json_columns_are_jsonb_and_cost_is_numeric():
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_name IN ('sessions', 'session_events')"
         )
-        types = dict(cursor.fetchall())
-    assert types["problem_context"] == "jsonb"
-    assert types["error"] == "jsonb"
-    assert types["data"] == "jsonb"
-    assert types["total_cost"] == "numeric"
-    assert types["id"] in {"character varying", "text"}
+        types = {(table, column): kind for table, column, kind in cursor.fetchall()}
+    assert types["sessions", "problem_context"] == "jsonb"
+    assert types["sessions", "error"] == "jsonb"
+    assert types["sessions", "checkpoint"] == "jsonb"
+    assert types["session_events", "data"] == "jsonb"
+    assert types["sessions", "total_cost"] == "numeric"
+    assert types["sessions", "id"] in {"character varying", "text"}
 
 
 def test_an_event_sequence_is_unique_within_its_session(user):
