@@ -1,8 +1,11 @@
-"""API error shapes: store outages become a 503 with the reason instead of a 500."""
+"""API error shapes: store outages become a 503 with the reason instead of a 500, and an
+oversized body a JSON 413."""
 
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.response import Response
@@ -30,4 +33,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(store_unavailable_body(exc), status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = "5"
         return response
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own answer would be an HTML 400 page; API clients get JSON saying why.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"Request body too large: at most {limit} bytes are accepted."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     return exception_handler(exc, context)

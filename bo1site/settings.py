@@ -9,8 +9,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+# The "django-insecure-" prefix makes `manage.py check --deploy` flag this key (security.W009).
 SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="dev-insecure-bo1site-secret-key-change-me-in-production"
+    "DJANGO_SECRET_KEY", default="django-insecure-bo1site-dev-key-change-me-in-production"
 )
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 ALLOWED_HOSTS = env.list(
@@ -209,6 +210,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",
+    # Per user, counted in Redis (sessions_app/api/throttles.py); an empty value turns one off.
+    "DEFAULT_THROTTLE_RATES": {
+        "session_create": env.str("BO1_THROTTLE_CREATE", default="60/min"),
+        "session_start": env.str("BO1_THROTTLE_START", default="30/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Board of One API",

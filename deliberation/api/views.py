@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sessions_app.api.serializers import SessionDetailSerializer
+from sessions_app.api.throttles import SessionStartThrottle
 from sessions_app.api.views import error_responses, owned_session_or_404, public_detail
 from sessions_app.services import IllegalTransition
 from sessions_app.snapshots import session_snapshot
@@ -43,14 +44,20 @@ class ResumeSerializer(serializers.Serializer):
     )
 
 
-def control_schema(operation_id: str, request: type[serializers.Serializer] | None = None) -> Any:
+def control_schema(
+    operation_id: str,
+    request: type[serializers.Serializer] | None = None,
+    *,
+    throttled: bool = False,
+) -> Any:
+    codes = (*((400,) if request else ()), 401, 404, *((429,) if throttled else ()), 503)
     return extend_schema(
         operation_id=operation_id,
         request=request,
         responses={
             202: SessionDetailSerializer,
             409: OpenApiResponse(ConflictSerializer, "Illegal transition for the current status."),
-            **error_responses(*((400,) if request else ()), 401, 404, 503),
+            **error_responses(*codes),
         },
     )
 
@@ -87,9 +94,10 @@ class ControlView(APIView):
 
 
 class StartView(ControlView):
+    throttle_classes = [SessionStartThrottle]
     service = staticmethod(services.deliberation_start)
 
-    @control_schema("sessions_start")
+    @control_schema("sessions_start", throttled=True)
     def post(self, request: Request, session_id: str) -> Response:
         return super().post(request, session_id)
 

@@ -23,6 +23,7 @@ from .serializers import (
     UnavailableErrorSerializer,
     ValidationErrorSerializer,
 )
+from .throttles import SessionCreateThrottle
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -31,6 +32,7 @@ ERRORS: dict[int, OpenApiResponse] = {
     400: OpenApiResponse(ValidationErrorSerializer, "Invalid input: messages per field."),
     401: OpenApiResponse(DetailErrorSerializer, "No or invalid credentials."),
     404: OpenApiResponse(DetailErrorSerializer, "No such session for this user."),
+    429: OpenApiResponse(DetailErrorSerializer, "Rate limit reached; see Retry-After."),
     503: OpenApiResponse(UnavailableErrorSerializer, "A store is unavailable; nothing changed."),
 }
 
@@ -55,6 +57,8 @@ def owned_session_or_404(request: Request, session_id: str) -> DeliberationSessi
 
 class SessionCollectionView(APIView):
     """Create a session, or list the caller's sessions newest first."""
+
+    throttle_classes = [SessionCreateThrottle]  # counts POSTs only
 
     @extend_schema(
         operation_id="sessions_list",
@@ -90,7 +94,7 @@ class SessionCollectionView(APIView):
         responses={
             201: SessionDetailSerializer,
             200: OpenApiResponse(SessionDetailSerializer, "Replay of an Idempotency-Key."),
-            **error_responses(400, 401, 503),
+            **error_responses(400, 401, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
