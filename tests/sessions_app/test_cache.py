@@ -135,3 +135,18 @@ def test_with_redis_down_every_cache_helper_answers_instead_of_raising(user, red
     assert SessionCache.purge("bo1_x") == 0
     SessionCache.delete("bo1_x")
     EventStream.append("bo1_x", [{"sequence": 1}])
+
+
+def test_with_redis_down_the_api_still_creates_lists_and_shows_sessions(
+    api, user, redis_down, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("/api/v1/sessions", {"problem_statement": STATEMENT}, format="json")
+    assert created.status_code == 201
+    session_id = created.json()["id"]
+    listed = api.get("/api/v1/sessions")
+    assert listed.status_code == 200
+    assert [s["id"] for s in listed.json()["sessions"]] == [session_id]
+    detail = api.get(f"/api/v1/sessions/{session_id}")
+    assert detail.status_code == 200 and detail.json()["problem_statement"] == STATEMENT
+    assert api.get("/api/health/redis").status_code == 503
