@@ -2,11 +2,10 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bo1site.settings")
-# Under ASGI each request may run on a fresh thread, so a persistent connection is never reused
-# and never closed: PostgreSQL runs out of connections. Django's docs say to disable them here.
-os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 
-application = get_asgi_application()
+from bo1site.asgi_handler import get_pooled_asgi_application
+
+# Sync views run on a fixed pool of long-lived threads (see asgi_handler), so each thread keeps its
+# database connection between requests and CONN_MAX_AGE applies as under a threaded WSGI server.
+application = get_pooled_asgi_application()

@@ -119,6 +119,27 @@ class DeliberationSession(models.Model):
 FINISHED_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.KILLED, Status.DELETED})
 
 
+class SessionCount(models.Model):
+    """How many sessions a user has in each status: the list's exact total without a scan.
+
+    A PostgreSQL trigger on `sessions` (migration 0003) keeps it, in the same transaction as
+    every insert, delete and status change, whichever code path made it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "session_counts"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "status"], name="session_counts_user_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.status}: {self.count}"
+
+
 class SessionEvent(models.Model):
     session = models.ForeignKey(
         DeliberationSession, on_delete=models.CASCADE, related_name="events", db_column="session_id"

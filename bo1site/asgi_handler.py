@@ -1,0 +1,128 @@
+"""Django's ASGI handler with sync views served the way a threaded WSGI server serves them.
+
+Stock Django runs each request under ASGI in a thread of its own (`ThreadSensitiveContext`) and
+hops between that thread and the event loop several times per request; the thread dies with the
+request, so its database connection cannot be kept (CONN_MAX_AGE has to be 0) and every request
+opens a new PostgreSQL connection. Here a request whose view is synchronous (the REST API, admin,
+dashboard) runs start to finish in one hop on a fixed pool of long-lived threads, through the
+same middleware in its sync form, exactly as under WSGI: each thread keeps its connection between
+requests, and Django's request_started/request_finished housekeeping (CONN_MAX_AGE,
+CONN_HEALTH_CHECKS) runs in that thread. Async views (the event stream) go through Django's own
+ASGI path unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from tempfile import SpooledTemporaryFile
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import HttpResponseBase
+from django.urls import get_resolver, set_script_prefix
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 8
+
+
+def sync_threads() -> int:
+    """Threads per process for sync views (WEB_THREADS), like gunicorn's gthread `--threads`."""
+    return max(1, int(os.environ.get("WEB_THREADS", DEFAULT_THREADS)))
+
+
+class PooledASGIHandler(ASGIHandler):
+    """ASGI entry point: sync views on a pool of persistent threads, async views on the loop."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        super().__init__()  # the async middleware chain, for async views
+        self._sync = BaseHandler()
+        self._sync.load_middleware(is_async=False)
+        self._threads = threads or sync_threads()
+        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="django-sync")
+        self._async_patterns: list[re.Pattern[str]] | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._is_async_view(scope):
+            await self._handle_in_pool(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def _is_async_view(self, scope: dict[str, Any]) -> bool:
+        path = scope["path"]
+        script_name = get_script_prefix(scope).rstrip("/")
+        if script_name and path.startswith(script_name):
+            path = path[len(script_name) :]
+        return any(pattern.match(path.lstrip("/")) for pattern in self._async_routes())
+
+    def _async_routes(self) -> list[re.Pattern[str]]:
+        """The full-path patterns of the URLconf's async views (found once; there are few)."""
+        if self._async_patterns is None:
+            resolver = get_resolver()
+            self._async_patterns = [
+                re.compile(pattern)
+                for view in list(resolver.reverse_dict)
+                if callable(view) and iscoroutinefunction(view)
+                for _, pattern, _, _ in resolver.reverse_dict.getlist(view)
+            ]
+        return self._async_patterns
+
+    def _respond(self, scope: dict[str, Any], body_file: SpooledTemporaryFile) -> HttpResponseBase:
+        """The whole request cycle, in a pool thread (what WSGIHandler.__call__ does)."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            response = error_response
+        else:
+            response = self._sync.get_response(request)
+            response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if not response.streaming:
+            # The body is complete: finish the request here, in the thread that owns its
+            # database connection (request_finished closes it when it is too old or broken).
+            response.close()
+        return response
+
+    async def _handle_in_pool(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            response = await loop.run_in_executor(self._executor, self._respond, scope, body_file)
+            if not response.streaming:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.send_response(response, send)
+                return
+            # A streaming body from a sync view: stop sending when the client goes away.
+            tasks = [
+                asyncio.create_task(self.listen_for_disconnect(receive)),
+                asyncio.create_task(self.send_response(response, send)),
+            ]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task
+            await loop.run_in_executor(self._executor, response.close)
+        finally:
+            body_file.close()
+
+
+def get_pooled_asgi_application() -> PooledASGIHandler:
+    """Like django.core.asgi.get_asgi_application, with sync views on the thread pool."""
+    import django
+
+    django.setup(set_prefix=False)
+    return PooledASGIHandler()

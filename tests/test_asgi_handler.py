@@ -1,0 +1,77 @@
+"""The ASGI entry point: sync views on a pool of long-lived threads, async views on the loop."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.db import connections
+
+from bo1site.asgi_handler import PooledASGIHandler
+
+
+def http_scope(path, method="GET"):
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+    }  # fmt: skip
+
+
+async def call(app, path):
+    communicator = ApplicationCommunicator(app, http_scope(path))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(timeout=10)
+    body = b""
+    while True:
+        message = await communicator.receive_output(timeout=10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await communicator.wait(timeout=10)
+    return start["status"], body
+
+
+@pytest.fixture
+def app():
+    handler = PooledASGIHandler(threads=1)
+    yield handler
+    handler._executor.submit(connections.close_all).result()
+    handler._executor.shutdown()
+
+
+def test_only_the_event_stream_takes_the_async_path(app):
+    def routed(path):
+        return app._is_async_view({"path": path, "root_path": ""})
+
+    assert routed("/api/v1/sessions/bo1_x/stream")
+    assert not routed("/api/v1/sessions/bo1_x")
+    assert not routed("/api/v1/sessions")
+    assert not routed("/api/health")
+    assert not routed("/no/such/page")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_views_run_on_the_pool_and_keep_their_connection(app):
+    status, body = asyncio.run(call(app, "/api/health/db"))
+    assert status == 200, body
+    assert json.loads(body)["status"] == "ok"
+
+    def pool_state():
+        connection = connections["default"]
+        return threading.current_thread().name, connection.connection
+
+    name, first = app._executor.submit(pool_state).result()
+    assert name.startswith("django-sync")
+    assert first is not None  # still open after the request finished (CONN_MAX_AGE)
+    status, _ = asyncio.run(call(app, "/api/health/db"))
+    assert status == 200
+    assert app._executor.submit(pool_state).result()[1] is first  # the same connection, reused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_path_is_django_404_from_the_pool(app):
+    status, _ = asyncio.run(call(app, "/no/such/page"))
+    assert status == 404
