@@ -1,0 +1,214 @@
+"""The HTTP measurements: list, detail (from Redis and after a flush), create, events, and the
+same list served by the minimal app, each with wrk over 8 keep-alive connections."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import redis
+
+from .config import BenchConfig
+from .load import LoadResult, run_wrk
+from .seed import Seeded
+
+logger = logging.getLogger(__name__)
+
+LIST_PATH = "/api/v1/sessions?limit=20"
+# The offered load at which each endpoint's latencies are read, spread over the 8 connections: the
+# list budget's 500 req/s for the reads; creating sessions and reading whole transcripts are rarer
+# and cost more, so they are paced at 100 req/s.
+PACED_RATE = 500.0
+PACED_RATES = {"create": 100.0, "events": 100.0, "detail_after_flush": 200.0}
+CREATE_BODY = json.dumps(
+    {
+        "problem_statement": "Should we move our support team to a four-day week next quarter?",
+        "problem_context": {"team_size": 14, "budget_usd": 250000},
+        "max_rounds": 3,
+    }
+)
+
+
+@dataclass
+class Measured:
+    """One endpoint: unpaced (saturated) throughput, the paced latencies, one-client latency."""
+
+    name: str
+    saturated: LoadResult
+    paced: LoadResult | None = None
+    single: LoadResult | None = None
+    cpu_ms_per_request: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "saturated": self.saturated.as_dict(),
+            "paced": self.paced.as_dict() if self.paced else None,
+            "single": self.single.as_dict() if self.single else None,
+            "cpu_ms_per_request": self.cpu_ms_per_request,
+            "notes": self.notes,
+        }
+
+
+def load_average() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def measure(
+    config: BenchConfig,
+    name: str,
+    base: str,
+    paths: list[str],
+    *,
+    token: str,
+    server: Any = None,
+    method: str = "GET",
+    body: str = "",
+    paced: bool = True,
+    single: bool = True,
+) -> Measured:
+    """Warm up, then the saturated run (with the server's CPU per request), paced and single."""
+    seconds = config.duration
+    common: dict[str, Any] = {"token": token, "method": method, "body": body}
+    warmup = 1.0 if config.quick else 2.0
+    run_wrk(base, paths, seconds=warmup, connections=config.connections, **common)
+    cpu_before = server.cpu_seconds() if server else 0.0
+    saturated = run_wrk(base, paths, seconds=seconds, connections=config.connections, **common)
+    cpu = server.cpu_seconds() - cpu_before if server else 0.0
+    result = Measured(name=name, saturated=saturated)
+    if server and saturated.requests:
+        result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
+    if paced:
+        rate = PACED_RATES.get(name, PACED_RATE)
+        result.paced = run_wrk(
+            base, paths, seconds=seconds, connections=config.connections, rate=rate, **common
+        )
+    if single and not config.quick:
+        result.single = run_wrk(
+            base, paths, seconds=min(5.0, seconds), connections=1, threads=1, **common
+        )
+    logger.info(
+        "%s: %.0f req/s saturated (p50 %.2f ms); paced %s; load average %.1f",
+        name,
+        saturated.rps,
+        saturated.p50,
+        f"p50 {result.paced.p50:.2f} ms at {result.paced.rps:.0f} req/s" if result.paced else "-",
+        load_average(),
+    )
+    return result
+
+
+def hot_session_ids(config: BenchConfig, seeded: Seeded, *, with_events: bool) -> list[str]:
+    """The hot user's visible sessions, newest first (optionally only those with a transcript)."""
+    conn = psycopg2.connect(config.database_url)
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM sessions WHERE user_id = %s AND status <> 'deleted'"
+                + (" AND last_sequence >= 20" if with_events else "")
+                + " ORDER BY created_at DESC, id DESC",
+                [seeded.hot_user_id],
+            )
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
+def prime(base: str, token: str, paths: list[str]) -> None:
+    """GET each path once, so the detail's hot entries are in Redis."""
+    for path in paths:
+        request = urllib.request.Request(base + path, headers={"Authorization": f"Token {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+
+def flush_cache(config: BenchConfig) -> None:
+    redis.Redis.from_url(config.redis_url).flushdb()
+
+
+def run_list(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> Measured:
+    ids = hot_session_ids(config, seeded, with_events=False)
+    prime(base, seeded.hot_token, [f"/api/v1/sessions/{i}" for i in ids[:20]])
+    result = measure(config, "list", base, [LIST_PATH], token=seeded.hot_token, server=server)
+    result.notes.append(f"user with {seeded.hot_visible} visible sessions; the page's 20 are hot")
+    return result
+
+
+def run_detail(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> list[Measured]:
+    ids = hot_session_ids(config, seeded, with_events=False)
+    warm = [f"/api/v1/sessions/{i}" for i in ids[:1000]]
+    prime(base, seeded.hot_token, warm)
+    hot = measure(config, "detail_redis", base, warm, token=seeded.hot_token, server=server)
+    hot.notes.append("1,000 sessions whose hot entries are in Redis")
+    # After a flush every request is a miss: PostgreSQL, then the entry is written back. Each
+    # wrk thread walks its own half of the user's sessions, so no id is asked for twice as long
+    # as a run makes fewer requests than there are sessions (checked below).
+    cold_paths = [f"/api/v1/sessions/{i}" for i in ids]
+    flush_cache(config)
+    saturated = run_wrk(
+        base,
+        cold_paths,
+        token=seeded.hot_token,
+        seconds=min(4.0, config.duration),
+        connections=config.connections,
+    )
+    flush_cache(config)
+    paced = run_wrk(
+        base,
+        cold_paths,
+        token=seeded.hot_token,
+        seconds=min(4.0, config.duration),
+        connections=config.connections,
+        rate=PACED_RATES["detail_after_flush"],
+    )
+    cold = Measured(name="detail_after_flush", saturated=saturated, paced=paced)
+    misses = max(saturated.requests, paced.requests)
+    cold.notes.append(
+        f"Redis flushed before each run; {len(cold_paths)} distinct sessions for "
+        f"{misses} requests" + (" (all misses)" if misses <= len(cold_paths) else " (some hits)")
+    )
+    logger.info("detail after flush: %.0f req/s, paced p50 %.2f ms", saturated.rps, paced.p50)
+    return [hot, cold]
+
+
+def run_create(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> Measured:
+    result = measure(
+        config,
+        "create",
+        base,
+        ["/api/v1/sessions"],
+        token=seeded.writer_token,
+        server=server,
+        method="POST",
+        body=CREATE_BODY,
+    )
+    result.notes.append("POST /api/v1/sessions by one user over 8 connections")
+    return result
+
+
+def run_events(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> Measured:
+    ids = hot_session_ids(config, seeded, with_events=True)[:1000]
+    paths = [f"/api/v1/sessions/{i}/events" for i in ids]
+    result = measure(config, "events", base, paths, token=seeded.hot_token, server=server)
+    result.notes.append(f"{len(paths)} sessions with a full transcript (30 events each)")
+    return result
+
+
+def run_minimal(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> Measured:
+    result = measure(
+        config, "minimal_list", base, [LIST_PATH], token=seeded.hot_token, server=server
+    )
+    result.notes.append("raw psycopg2 + redis-py WSGI app under gunicorn (gthread), same queries")
+    return result
+
+
+def settle(seconds: float = 1.0) -> None:
+    """A short pause between runs, so one run's tail does not bleed into the next."""
+    time.sleep(seconds)

@@ -1,0 +1,370 @@
+"""The benchmark's report: docs/benchmarks.json (every figure) and docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import psycopg2
+import redis
+
+from .config import DOCS, BenchConfig
+from .seed import Seeded
+
+PACKAGES = (
+    "Django",
+    "djangorestframework",
+    "psycopg2-binary",
+    "redis",
+    "django-redis",
+    "gunicorn",
+    "uvicorn",
+    "uvicorn-worker",
+    "celery",
+    "uvloop",
+    "httptools",
+)
+
+
+def _meminfo_gib() -> float:
+    with open("/proc/meminfo") as f:
+        kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+    return round(kib / 1024 / 1024, 1)
+
+
+def _cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def machine(config: BenchConfig) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    conn = psycopg2.connect(config.database_url)
+    with conn, conn.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+        cursor.execute("SHOW shared_buffers")
+        shared_buffers = cursor.fetchone()[0]
+    conn.close()
+    wrk = shutil.which("wrk")
+    wrk_version = ""
+    if wrk:
+        out = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+        wrk_version = (
+            (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+        )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": _meminfo_gib(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "postgresql_shared_buffers": shared_buffers,
+        "redis": redis.Redis.from_url(config.redis_url).info("server")["redis_version"],
+        "wrk": wrk_version,
+        "packages": versions,
+    }
+
+
+def explain(config: BenchConfig, seeded: Seeded) -> dict[str, str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the list's queries, as the API runs them (second run: warm)."""
+    page_sql = (
+        "SELECT id, user_id, problem_statement, status, phase, round_number, total_cost, "
+        "total_tokens, contribution_count, pause_reason, final_recommendation, created_at, "
+        "updated_at, started_at, completed_at, last_activity_at FROM sessions "
+        "WHERE user_id = %(u)s AND NOT (status = 'deleted') "
+        "ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0"
+    )
+    queries = {
+        "page": page_sql,
+        "count (the API: per-status counters)": (
+            "SELECT COALESCE(SUM(count), 0) FROM session_counts "
+            "WHERE user_id = %(u)s AND NOT (status = 'deleted')"
+        ),
+        "count (for comparison: counting the rows)": (
+            "SELECT count(*) FROM sessions WHERE user_id = %(u)s AND NOT (status = 'deleted')"
+        ),
+    }
+    plans = {}
+    conn = psycopg2.connect(config.database_url)
+    with conn, conn.cursor() as cursor:
+        for name, sql in queries.items():
+            for _ in range(2):
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", {"u": seeded.hot_user_id})
+                lines = [row[0] for row in cursor.fetchall()]
+            plans[name] = "\n".join(lines)
+    conn.close()
+    return plans
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every budget of issue 6 against what was measured."""
+    http = results.get("http", {})
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, budget: str, figure: str, ok: bool | None) -> None:
+        rows.append({"budget": name, "limit": budget, "measured": figure, "verdict": _verdict(ok)})
+
+    lst = http.get("list")
+    minimal = http.get("minimal_list")
+    if lst:
+        paced = lst["paced"]
+        add(
+            "list p50 at 500 req/s, 8 connections",
+            "<= 4.5 ms",
+            _ms(paced["p50"]),
+            paced["p50"] <= 4.5 and paced["rps"] >= 0.95 * paced["rate"],
+        )
+        add(
+            "list requests/s, 8 connections (unpaced)",
+            ">= 500",
+            f"{lst['saturated']['rps']:.0f} req/s",
+            lst["saturated"]["rps"] >= 500,
+        )
+        exact = results.get("list_total")
+        if exact:
+            add(
+                "list total is exact",
+                "= count(*)",
+                f"{exact['api']} vs {exact['sql']}",
+                exact["api"] == exact["sql"],
+            )
+    if lst and minimal:
+        rps_ratio = minimal["saturated"]["rps"] / max(lst["saturated"]["rps"], 1e-9)
+        p50_ratio = lst["paced"]["p50"] / max(minimal["paced"]["p50"], 1e-9)
+        add("list vs minimal app: throughput ratio", "<= 2x", f"{rps_ratio:.2f}x", rps_ratio <= 2)
+        add(
+            "list vs minimal app: p50 ratio at 500 req/s",
+            "<= 2x",
+            f"{p50_ratio:.2f}x",
+            p50_ratio <= 2,
+        )
+    detail = http.get("detail_redis")
+    if detail:
+        add(
+            "detail from Redis p50 at 500 req/s",
+            "<= 3 ms",
+            _ms(detail["paced"]["p50"]),
+            detail["paced"]["p50"] <= 3,
+        )
+    create = http.get("create")
+    if create:
+        add(
+            f"create p50 at {create['paced']['rate']:.0f} req/s",
+            "<= 5 ms",
+            _ms(create["paced"]["p50"]),
+            create["paced"]["p50"] <= 5,
+        )
+    streams = results.get("streams")
+    if streams:
+        client = streams["client"]
+        complete = (
+            client["connected_ok"] == streams["streams"]
+            and client["gaps"] == 0
+            and client["repeats"] == 0
+            and client["events_received"] == streams["expected_deliveries"]
+        )
+        add(
+            f"{streams['streams']} streams on one process: delivery p99",
+            "<= 250 ms",
+            _ms(client["delay_ms"]["p99"]),
+            client["delay_ms"]["p99"] <= 250 and complete,
+        )
+        during = streams["list_during_streams"]
+        add(
+            "list p50 at 500 req/s while the streams run",
+            "<= 4.5 ms",
+            _ms(during["p50"]),
+            during["p50"] <= 4.5 and during["rps"] >= 0.95 * during["rate"],
+        )
+    delib = results.get("deliberations")
+    if delib:
+        ok = (
+            delib["finished"] == delib["deliberations"]
+            and delib["statuses"].get("completed", 0) == delib["deliberations"]
+            and delib["problem_count"] == 0
+        )
+        add(
+            f"{delib['deliberations']} concurrent deliberations, {delib['worker_concurrency']} "
+            "workers: all complete, nothing lost",
+            "all complete, 0 problems",
+            f"{delib['statuses']}, {delib['problem_count']} problems, {delib['total_seconds']} s",
+            ok,
+        )
+    return rows
+
+
+def _endpoint_table(http: dict[str, Any]) -> list[str]:
+    lines = [
+        "| endpoint | unpaced req/s | unpaced p50 / p95 / p99 | paced rate | paced p50 / p95 / p99 "
+        "| 1 client p50 | server CPU per request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in http.items():
+        s, p, one = m["saturated"], m.get("paced"), m.get("single")
+        lines.append(
+            f"| {name} | {s['rps']:.0f} | {s['p50']:.2f} / {s['p95']:.2f} / {s['p99']:.2f} ms | "
+            + (
+                f"{p['rps']:.0f} req/s | {p['p50']:.2f} / {p['p95']:.2f} / {p['p99']:.2f} ms | "
+                if p
+                else "- | - | "
+            )
+            + (f"{one['p50']:.2f} ms | " if one else "- | ")
+            + (f"{m['cpu_ms_per_request']:.2f} ms |" if m.get("cpu_ms_per_request") else "- |")
+        )
+    return lines
+
+
+def write(results: dict[str, Any]) -> None:
+    DOCS.mkdir(exist_ok=True)
+    results["budgets"] = budgets(results)
+    (DOCS / "benchmarks.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    m = results["machine"]
+    data = results["data"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {results['finished_at']} by `make bench` ({results['command']}); every figure"
+        " is also in `docs/benchmarks.json`, so runs can be compared.",
+        "",
+        "## Machine",
+        "",
+        f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}",
+        f"- Python {m['python']}, PostgreSQL {m['postgresql']} (shared_buffers "
+        f"{m['postgresql_shared_buffers']}), Redis {m['redis']}, {m['wrk']}",
+        "- " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
+        "- not installed: " + (", ".join(k for k, v in m["packages"].items() if not v) or "-"),
+        f"- load average (1 min) before the HTTP runs: {results.get('load_average_start', '-')}; "
+        "the machine is shared with other work, so absolute figures move between runs",
+        "",
+        "## Data",
+        "",
+        f"- {data['sessions']:,} sessions over {data['users']:,} users; the measured user owns "
+        f"{data['hot_user_sessions']:,} ({data['hot_visible']:,} not deleted); "
+        f"{data['events']:,} events",
+        f"- seeded in {data['seed_seconds']:.0f} s"
+        + (" (reused from an earlier run)" if data["reused"] else ""),
+        "",
+        "## Budgets",
+        "",
+        "| budget | limit | measured | verdict |",
+        "|---|---|---|---|",
+    ]
+    for row in results["budgets"]:
+        lines.append(f"| {row['budget']} | {row['limit']} | {row['measured']} | {row['verdict']} |")
+    lines += [
+        "",
+        "## How it is measured",
+        "",
+        "The web server and the worker are the Procfile's `web:` and `worker:` lines, started as"
+        " child processes with `DJANGO_DEBUG=0` against the bench database (`bo1_bench`) and Redis"
+        " databases of their own. Load comes from wrk (8 keep-alive connections, 2 threads) with"
+        " `scripts/bench/wrk.lua`. Each endpoint runs three ways:",
+        "",
+        "- **unpaced**: as fast as the server answers; gives requests/s. With 8 connections"
+        " always waiting, latency there is 8 / throughput (Little's law), not a budget figure;",
+        "- **paced**: a fixed rate spread over the same 8 connections; the latency budgets are"
+        " read here: 500 requests/s (the load the list budget names) for list and detail, 100"
+        " requests/s for create and events, 200 for the detail after a flush;",
+        "- **1 client**: one connection, one request at a time.",
+        "",
+        '"Server CPU per request" is the CPU time of the server\'s processes (user + system) during'
+        " the unpaced run divided by its requests: the cost of a request, less disturbed by other"
+        " load on the machine than latency is.",
+        "",
+        "The minimal app (`scripts/bench/minimal_app.py`) does the list job with raw psycopg2 and"
+        " redis-py under gunicorn in the same run: the same page query and exact count, one MGET,"
+        " json.dumps.",
+        "",
+        "## HTTP endpoints",
+        "",
+        *_endpoint_table(results.get("http", {})),
+        "",
+    ]
+    for name, m in results.get("http", {}).items():
+        for note in m.get("notes", []):
+            lines.append(f"- {name}: {note}")
+    streams = results.get("streams")
+    if streams:
+        c = streams["client"]
+        published = streams["published"]
+        watchers = streams["streams"] // max(streams["sessions"], 1)
+        expected = streams["expected_deliveries"]
+        lines += [
+            "",
+            "## SSE fan-out",
+            "",
+            f"{streams['streams']} streams (GET /api/v1/sessions/{{id}}/stream) held by one web"
+            f" process, {streams['sessions']} sessions with {watchers} watchers each; events"
+            " appended through `session_record_progress` (PostgreSQL, then the Redis stream on"
+            " commit) at"
+            f" {published['rate']:.0f} per second for {published['seconds']:.0f} s, while the"
+            " list was measured at 500 req/s on the 2-process server.",
+            "",
+            f"- streams open: {c['connected_ok']} / {streams['streams']}; "
+            f"errors: {c['error_count']}",
+            f"- deliveries: {c['events_received']:,} of {expected:,} expected;"
+            f" gaps {c['gaps']}, repeats {c['repeats']}; streams complete"
+            f" {streams['streams_complete']} / {streams['streams']}",
+            f"- delivery delay (event created_at to client): p50 {c['delay_ms']['p50']} ms,"
+            f" p90 {c['delay_ms']['p90']} ms, p99 {c['delay_ms']['p99']} ms,"
+            f" max {c['delay_ms']['max']} ms",
+            f"- list meanwhile: p50 {streams['list_during_streams']['p50']:.2f} ms, p99"
+            f" {streams['list_during_streams']['p99']:.2f} ms at"
+            f" {streams['list_during_streams']['rps']:.0f} req/s",
+        ]
+    delib = results.get("deliberations")
+    if delib:
+        lines += [
+            "",
+            "## Concurrent deliberations",
+            "",
+            f"{delib['deliberations']} sessions created and started at once through the API,"
+            f" run by the Procfile's worker with concurrency {delib['worker_concurrency']} and"
+            " the offline provider.",
+            "",
+            f"- finished: {delib['finished']} / {delib['deliberations']} ({delib['statuses']}) in"
+            f" {delib['total_seconds']} s from the first start request",
+            f"- events written: {delib['events']:,}; transcript problems (gaps, repeats, wrong"
+            f" first/last event): {delib['problem_count']}",
+        ]
+        lines += [f"  - {p}" for p in delib["problems"]]
+    plans = results.get("explain", {})
+    if plans:
+        lines += ["", "## Query plans (EXPLAIN (ANALYZE, BUFFERS), the measured user)", ""]
+        for name, plan in plans.items():
+            lines += [f"### {name}", "", "```", plan, "```", ""]
+    changes = results.get("changes")
+    if changes:
+        lines += ["## What was changed for these numbers", "", *changes, ""]
+    text = "\n".join(lines).rstrip() + "\n"
+    (DOCS / "BENCHMARKS.md").write_text(re.sub(r"\n{3,}", "\n\n", text))
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

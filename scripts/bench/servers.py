@@ -1,0 +1,160 @@
+"""The servers a benchmark run starts: the Procfile's web and worker lines, and the minimal app."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .config import ARTIFACTS, ROOT, BenchConfig
+
+logger = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def procfile_line(name: str) -> str:
+    """The command of one Procfile process type."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        match = re.match(rf"^{re.escape(name)}:\s*(.+)$", line)
+        if match:
+            return match.group(1)
+    raise SystemExit(f"bench: Procfile has no '{name}:' line")
+
+
+class Server:
+    """A child process (in its own process group) with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.name = name
+        self.log_path: Path = ARTIFACTS / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+            if ready():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready ({what}) in {timeout}s:\n{self.log()[-3000:]}")
+
+    def children(self) -> list[int]:
+        """The pids of the process group's members other than the leader (e.g. gunicorn workers)."""
+        out = subprocess.run(
+            ["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(p) for p in out.split() if int(p) != self.proc.pid]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the leader and its children."""
+        total = 0
+        for pid in [self.proc.pid, *self.children()]:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def start_web(config: BenchConfig, *, workers: int, name: str = "web") -> tuple[Server, str]:
+    """The Procfile's `web:` line, as a host would run it, on a free port."""
+    port = free_port()
+    env = config.child_env(PORT=str(port), WEB_CONCURRENCY=str(workers))
+    server = Server(name, ["sh", "-c", f"exec {procfile_line('web')}"], env)
+    base = f"http://127.0.0.1:{port}"
+    server.wait_for(lambda: http_ok(f"{base}/api/health"), timeout=60, what="GET /api/health")
+    # Every worker process has to be up before anything is measured.
+    deadline = time.monotonic() + 30
+    while len(server.children()) < workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return server, base
+
+
+def start_worker(config: BenchConfig, *, concurrency: int) -> Server:
+    """The Procfile's `worker:` line."""
+    env = config.child_env(WORKER_CONCURRENCY=str(concurrency))
+    server = Server("worker", ["sh", "-c", f"exec {procfile_line('worker')}"], env)
+    server.wait_for(lambda: " ready." in server.log(), timeout=90, what="celery ready")
+    return server
+
+
+def start_minimal(
+    config: BenchConfig, tokens: dict[str, int], *, workers: int
+) -> tuple[Server, str]:
+    """The minimal WSGI app (raw psycopg2 + redis-py) under gunicorn, keep-alive capable."""
+    port = free_port()
+    env = config.child_env(BENCH_TOKENS=json.dumps(tokens))
+    argv = [
+        str(config.bin_dir / "gunicorn"),
+        "scripts.bench.minimal_app:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
+        "--keep-alive",
+        "30",
+    ]
+    server = Server("minimal", argv, env)
+    base = f"http://127.0.0.1:{port}"
+    server.wait_for(lambda: http_ok(f"{base}/health"), timeout=30, what="GET /health")
+    return server, base

@@ -1,0 +1,161 @@
+"""SSE fan-out: 1,000 streams held by one web process while events flow and the list is measured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from .config import ROOT, BenchConfig
+from .http_parts import LIST_PATH, PACED_RATE, load_average
+from .load import run_wrk
+from .seed import WRITER_USER, Seeded
+from .servers import start_web
+
+logger = logging.getLogger(__name__)
+
+STREAM_SESSIONS = 100  # 1,000 streams over 100 sessions: 10 watchers each
+EVENT_RATE = 100.0  # events per second in all: each delivered to 10 streams, 1,000 deliveries/s
+
+
+def _read_json_line(proc: subprocess.Popen[str], what: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("{"):
+            return dict(json.loads(line))
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+    raise TimeoutError(f"{what} said nothing in {timeout}s")
+
+
+def _forget(config: BenchConfig, ids: list[str]) -> None:
+    """The fan-out's sessions are scaffolding: remove them so nothing later picks them up."""
+    conn = psycopg2.connect(config.database_url)
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute("DELETE FROM session_events WHERE session_id = ANY(%s)", [ids])
+            cursor.execute("DELETE FROM sessions WHERE id = ANY(%s)", [ids])
+    finally:
+        conn.close()
+
+
+def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str, Any]:
+    """Open the streams on a one-process web server, publish, re-measure the list meanwhile."""
+    streams = config.streams
+    seconds = max(config.duration, 5.0)
+    web, base = start_web(config, workers=1, name="web-streams")
+    port = int(base.rsplit(":", 1)[1])
+    env = config.child_env(DJANGO_SETTINGS_MODULE="bo1site.settings", LOG_LEVEL="WARNING")
+    publisher = subprocess.Popen(
+        [
+            config.python,
+            "-m",
+            "scripts.bench.publisher",
+            "--user",
+            WRITER_USER,
+            "--sessions",
+            str(min(STREAM_SESSIONS, streams)),
+            "--rate",
+            str(EVENT_RATE),
+            "--seconds",
+            str(seconds),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    client = None
+    ids: list[str] = []
+    try:
+        ids = _read_json_line(publisher, "publisher", 60)["ids"]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(ids, f)
+            ids_file = Path(f.name)
+        client = subprocess.Popen(
+            [
+                config.python,
+                "-m",
+                "scripts.bench.sse_client",
+                "--port",
+                str(port),
+                "--token",
+                seeded.writer_token,
+                "--ids",
+                str(ids_file),
+                "--streams",
+                str(streams),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        opened = _read_json_line(client, "sse client", 180)
+        logger.info("%s of %d streams open on one web process", opened["connected"], streams)
+        time.sleep(3)  # the shared Redis reader picks up every stream's key on its next read
+        assert publisher.stdin is not None
+        publisher.stdin.write("go\n")
+        publisher.stdin.flush()
+        time.sleep(1)
+        load_before = load_average()
+        # The list budget, measured while the events flow to every stream.
+        list_paced = run_wrk(
+            list_base,
+            [LIST_PATH],
+            token=seeded.hot_token,
+            seconds=max(seconds - 3, 3),
+            connections=config.connections,
+            rate=PACED_RATE,
+        )
+        published = _read_json_line(publisher, "publisher", seconds + 60)
+        assert client.stdin is not None
+        client.stdin.write("stop\n")
+        client.stdin.flush()
+        received = _read_json_line(client, "sse client", 60)
+        ids_file.unlink(missing_ok=True)
+    finally:
+        for proc in (publisher, client):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        web.stop()
+        if ids:
+            _forget(config, ids)
+    per_session = published.pop("per_session")
+    expected = {i: n for i, n in per_session.items()}
+    streams_complete = sum(
+        1
+        for index, last in received.pop("last_sequence_per_stream").items()
+        if last == expected[ids[int(index) % len(ids)]]
+    )
+    expected_deliveries = sum(expected[ids[n % len(ids)]] for n in range(streams))
+    result = {
+        "streams": streams,
+        "sessions": len(ids),
+        "published": published,
+        "client": received,
+        "expected_deliveries": expected_deliveries,
+        "streams_complete": streams_complete,
+        "list_during_streams": list_paced.as_dict(),
+        "load_average": load_before,
+    }
+    logger.info(
+        "streams: delay p50 %.1f ms, p99 %.1f ms; %d/%d deliveries; list p50 %.2f ms meanwhile",
+        received["delay_ms"]["p50"],
+        received["delay_ms"]["p99"],
+        received["events_received"],
+        expected_deliveries,
+        list_paced.p50,
+    )
+    return result
