@@ -73,4 +73,5 @@ down:
 	docker compose down
 
 clean:
+	-[ -x $(PY) ] && $(PY) scripts/stores.py stop --force
 	rm -rf $(VENV) staticfiles .data

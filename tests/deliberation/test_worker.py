@@ -75,6 +75,12 @@ def slow_worker():
 def test_start_runs_to_completed_with_synthesis_in_postgres_and_redis(api, worker):
     session_id = create_and_start(api)
     wait_until(lambda: row(session_id).status == Status.COMPLETED, what="completed")
+    # The hot entry is rewritten just after the commit that PostgreSQL already shows.
+    wait_until(
+        lambda: (SessionCache.get(session_id) or {}).get("status") == Status.COMPLETED,
+        timeout=10,
+        what="hot entry completed",
+    )
     session = row(session_id)
     assert session.synthesis_text and session.final_recommendation
     assert session.started_at and session.completed_at and session.total_tokens > 0
