@@ -39,7 +39,7 @@ browser:
 run: install
 	$(STORES) sh -c '$(PY) manage.py migrate --noinput && \
 		$(PY) manage.py collectstatic --noinput -v 0 && \
-		$(PY) manage.py ensure_demo_account && \
+		PORT=$(PORT) $(PY) manage.py ensure_demo_account && \
 		exec $(VENV)/bin/honcho start -f Procfile -p $(PORT) web worker'
 
 test: install-dev browser

@@ -26,6 +26,6 @@ class Command(BaseCommand):
         verb = "Created" if created else "Updated"
         self.stdout.write(f"{verb} demo account: login '{username}' / password '{password}'")
         self.stdout.write(f"API token: {token.key}")
-        self.stdout.write(
-            f"Try: curl -H 'Authorization: Token {token.key}' http://127.0.0.1:8000/api/v1/sessions"
-        )
+        base = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        self.stdout.write(f"Dashboard: {base}/   Admin: {base}/admin/   API docs: {base}/api/docs/")
+        self.stdout.write(f"Try: curl -H 'Authorization: Token {token.key}' {base}/api/v1/sessions")
