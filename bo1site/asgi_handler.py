@@ -92,6 +92,35 @@ class PooledASGIHandler(ASGIHandler):
             response.close()
         return response
 
+    def _in_pool(
+        self, loop: asyncio.AbstractEventLoop, scope: dict[str, Any], body_file: Any
+    ) -> asyncio.Future[HttpResponseBase]:
+        """_respond on a pool thread; its result comes back with one call_soon_threadsafe.
+
+        (loop.run_in_executor chains a concurrent future to an asyncio one, which costs a
+        measurable share of a small request's CPU.)
+        """
+        future: asyncio.Future[HttpResponseBase] = loop.create_future()
+
+        def settle(result: HttpResponseBase | None, error: BaseException | None) -> None:
+            if future.cancelled():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+
+        def work() -> None:
+            try:
+                result = self._respond(scope, body_file)
+            except BaseException as exc:  # handed to the awaiting request, not swallowed
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        self._executor.submit(work)
+        return future
+
     async def _handle_in_pool(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             body_file = await self.read_body(receive)
@@ -99,7 +128,7 @@ class PooledASGIHandler(ASGIHandler):
             return
         loop = asyncio.get_running_loop()
         try:
-            response = await loop.run_in_executor(self._executor, self._respond, scope, body_file)
+            response = await self._in_pool(loop, scope, body_file)
             if not response.streaming:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self.send_response(response, send)

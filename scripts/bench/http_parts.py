@@ -94,6 +94,15 @@ def measure(
         result.single = run_wrk(
             base, paths, seconds=min(5.0, seconds), connections=1, threads=1, **common
         )
+    for run_name, run in (
+        ("unpaced", saturated),
+        ("paced", result.paced),
+        ("1 client", result.single),
+    ):
+        if run is not None and run.errors:
+            result.notes.append(
+                f"{run.errors} failed requests (non-2xx or socket errors) {run_name}"
+            )
     logger.info(
         "%s: %.0f req/s saturated (p50 %.2f ms); paced %s; load average %.1f",
         name,

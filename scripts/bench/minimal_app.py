@@ -88,7 +88,7 @@ def list_sessions(user_id: int, limit: int, offset: int) -> dict[str, Any]:
         cursor.execute(PAGE_SQL, [user_id, limit, offset])
         rows = [_row(r) for r in cursor.fetchall()]
         cursor.execute(COUNT_SQL, [user_id])
-        total = cursor.fetchone()[0]
+        total = int(cursor.fetchone()[0])
     if rows:
         found = _redis.mget([f"bo1:1:session:{r['id']}" for r in rows])
         for row, raw in zip(rows, found, strict=True):
