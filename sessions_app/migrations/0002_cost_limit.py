@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sessions_app', '0001_initial'),
+        ("sessions_app", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deliberationsession',
-            name='cost_limit',
+            model_name="deliberationsession",
+            name="cost_limit",
             field=models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True),
         ),
     ]
