@@ -92,7 +92,7 @@ class LiveView:
         if event_type == "contribution":
             self.contribution_count += 1
         elif event_type == "persona_selected":
-            persona = {
+            persona: dict[str, Any] = {
                 key: data.get(key)
                 for key in ("persona_code", "persona_name", "archetype", "domain", "expertise")
                 if key in data
