@@ -32,7 +32,7 @@ from django.urls import get_resolver, set_script_prefix
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THREADS = 8
+DEFAULT_THREADS = 4
 
 
 def sync_threads() -> int:

@@ -16,6 +16,7 @@ import redis
 from .config import BenchConfig
 from .load import LoadResult, run_wrk
 from .seed import Seeded
+from .servers import process_cpu_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Measured:
     paced: LoadResult | None = None
     single: LoadResult | None = None
     cpu_ms_per_request: float | None = None
+    # PostgreSQL's share: the CPU of the server's database connections (they persist).
+    db_cpu_ms_per_request: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,6 +55,7 @@ class Measured:
             "paced": self.paced.as_dict() if self.paced else None,
             "single": self.single.as_dict() if self.single else None,
             "cpu_ms_per_request": self.cpu_ms_per_request,
+            "db_cpu_ms_per_request": self.db_cpu_ms_per_request,
             "notes": self.notes,
         }
 
@@ -79,12 +83,16 @@ def measure(
     common: dict[str, Any] = {"token": token, "method": method, "body": body}
     warmup = 1.0 if config.quick else 2.0
     run_wrk(base, paths, seconds=warmup, connections=config.connections, **common)
+    backends = postgres_backends(config)
     cpu_before = server.cpu_seconds() if server else 0.0
+    db_before = process_cpu_seconds(backends)
     saturated = run_wrk(base, paths, seconds=seconds, connections=config.connections, **common)
     cpu = server.cpu_seconds() - cpu_before if server else 0.0
+    db_cpu = process_cpu_seconds(backends) - db_before
     result = Measured(name=name, saturated=saturated)
     if server and saturated.requests:
         result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
+        result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
     if paced:
         rate = PACED_RATES.get(name, PACED_RATE)
         result.paced = run_wrk(
@@ -112,6 +120,20 @@ def measure(
         load_average(),
     )
     return result
+
+
+def postgres_backends(config: BenchConfig) -> list[int]:
+    """The pids of the backends connected to the bench database (our own one excluded)."""
+    conn = psycopg2.connect(config.database_url)
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        conn.close()
 
 
 def hot_session_ids(config: BenchConfig, seeded: Seeded, *, with_events: bool) -> list[str]:

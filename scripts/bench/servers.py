@@ -27,6 +27,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def procfile_line(name: str) -> str:
     """The command of one Procfile process type."""
     for line in (ROOT / "Procfile").read_text().splitlines():
@@ -76,15 +89,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the leader and its children."""
-        total = 0
-        for pid in [self.proc.pid, *self.children()]:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds([self.proc.pid, *self.children()])
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc.poll() is None:

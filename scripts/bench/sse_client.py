@@ -22,6 +22,7 @@ from typing import Any
 class StreamStats:
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.samples: list[tuple[float, float]] = []  # (created_at, delay in ms)
         self.events = 0
         self.gaps = 0
         self.repeats = 0
@@ -72,6 +73,7 @@ async def follow(
                 event = json.loads(line[5:])
                 created = datetime.fromisoformat(event["created_at"]).timestamp()
                 stats.delays.append(arrived - created)
+                stats.samples.append((round(created, 4), round((arrived - created) * 1000, 2)))
                 stats.events += 1
                 sequence = int(event["sequence"])
                 if sequence <= last:
@@ -145,6 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "max": round(max(delays_ms), 2) if delays_ms else 0.0,
         },
         "last_sequence_per_stream": per_stream,
+        "samples": stats.samples,
     }
 
 

@@ -36,6 +36,23 @@ def _read_json_line(proc: subprocess.Popen[str], what: str, timeout: float) -> d
     raise TimeoutError(f"{what} said nothing in {timeout}s")
 
 
+def _percentiles(delays: list[float]) -> dict[str, float]:
+    ordered = sorted(delays)
+    if not ordered:
+        return {"count": 0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+
+    def pick(p: float) -> float:
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+    return {
+        "count": len(ordered),
+        "p50": pick(50),
+        "p90": pick(90),
+        "p99": pick(99),
+        "max": ordered[-1],
+    }
+
+
 def _forget(config: BenchConfig, ids: list[str]) -> None:
     """The fan-out's sessions are scaffolding: remove them so nothing later picks them up."""
     conn = psycopg2.connect(config.database_url)
@@ -50,7 +67,9 @@ def _forget(config: BenchConfig, ids: list[str]) -> None:
 def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str, Any]:
     """Open the streams on a one-process web server, publish, re-measure the list meanwhile."""
     streams = config.streams
-    seconds = max(config.duration, 5.0)
+    # Events flow for two phases: the streams alone, then with the list measured at 500 req/s.
+    phase = max(config.duration, 5.0)
+    seconds = 2 * phase + 1
     web, base = start_web(config, workers=1, name="web-streams")
     port = int(base.rsplit(":", 1)[1])
     env = config.child_env(DJANGO_SETTINGS_MODULE="bo1site.settings", LOG_LEVEL="WARNING")
@@ -105,20 +124,24 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
         logger.info("%s of %d streams open on one web process", opened["connected"], streams)
         time.sleep(3)  # the shared Redis reader picks up every stream's key on its next read
         assert publisher.stdin is not None
+        stream_cpu_before = web.cpu_seconds()
         publisher.stdin.write("go\n")
         publisher.stdin.flush()
-        time.sleep(1)
+        time.sleep(phase)
         load_before = load_average()
+        list_started = time.time()
         # The list budget, measured while the events flow to every stream.
         list_paced = run_wrk(
             list_base,
             [LIST_PATH],
             token=seeded.hot_token,
-            seconds=max(seconds - 3, 3),
+            seconds=phase,
             connections=config.connections,
             rate=PACED_RATE,
         )
+        list_ended = time.time()
         published = _read_json_line(publisher, "publisher", seconds + 60)
+        stream_cpu = web.cpu_seconds() - stream_cpu_before
         assert client.stdin is not None
         client.stdin.write("stop\n")
         client.stdin.flush()
@@ -140,6 +163,9 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
         if last == expected[ids[int(index) % len(ids)]]
     )
     expected_deliveries = sum(expected[ids[n % len(ids)]] for n in range(streams))
+    samples = received.pop("samples")
+    alone = [d for created, d in samples if created < list_started]
+    with_list = [d for created, d in samples if list_started <= created <= list_ended]
     result = {
         "streams": streams,
         "sessions": len(ids),
@@ -148,12 +174,19 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
         "expected_deliveries": expected_deliveries,
         "streams_complete": streams_complete,
         "list_during_streams": list_paced.as_dict(),
+        "delay_streams_alone_ms": _percentiles(alone),
+        "delay_with_list_ms": _percentiles(with_list),
+        "stream_process_cpu_s": round(stream_cpu, 2),
+        "stream_cpu_ms_per_delivery": round(
+            1000 * stream_cpu / max(received["events_received"], 1), 3
+        ),
         "load_average": load_before,
     }
     logger.info(
-        "streams: delay p50 %.1f ms, p99 %.1f ms; %d/%d deliveries; list p50 %.2f ms meanwhile",
-        received["delay_ms"]["p50"],
-        received["delay_ms"]["p99"],
+        "streams: delay p99 %.1f ms alone, %.1f ms with the list; %d/%d deliveries;"
+        " list p50 %.2f ms meanwhile",
+        result["delay_streams_alone_ms"]["p99"],
+        result["delay_with_list_ms"]["p99"],
         received["events_received"],
         expected_deliveries,
         list_paced.p50,
