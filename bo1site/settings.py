@@ -224,6 +224,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sessions_app.api.openapi.blank_query_values_mean_absent",
+    ],
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

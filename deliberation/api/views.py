@@ -4,13 +4,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sessions_app.api.serializers import SessionDetailSerializer
+from sessions_app.api.serializers import SessionDetailSerializer, StrictCharField
 from sessions_app.api.throttles import SessionStartThrottle
 from sessions_app.api.views import error_responses, owned_session_or_404, public_detail
 from sessions_app.services import IllegalTransition
@@ -24,24 +25,44 @@ class ConflictSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="The session's current status.")
 
 
+# Patterns that put in the schema what the fields enforce (DRF refuses NUL in any text, and
+# trims before checking lengths), so that a client and a fuzzer read the same rules.
+# Non-empty on purpose: a blank value is its own case in the schema (allow_blank).
+NO_NUL = RegexValidator(r"^[^\x00]+$", "Must not contain NUL characters.")
+NOT_BLANK = RegexValidator(
+    r"^[^\x00]*[^\s\x00][^\x00]*$", "Must contain a character besides spaces, and no NUL."
+)
+# 0.01 to 1000 with at most two decimals, written plainly: "5", "12.50", "0.25", "1000.00".
+BUDGET = RegexValidator(
+    r"^(?:1000(?:\.0{1,2})?|[1-9][0-9]{0,2}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?))$",
+    'Must be an amount in USD from 0.01 to 1000 with at most two decimals, e.g. "5.00".',
+)
+
+
 class KillSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=500, default="", validators=[NO_NUL]
+    )
 
 
 class ClarifySerializer(serializers.Serializer):
-    answer = serializers.CharField(min_length=1, max_length=5000, trim_whitespace=True)
+    answer = serializers.CharField(
+        min_length=1, max_length=5000, trim_whitespace=True, validators=[NOT_BLANK]
+    )
 
 
 class ResumeSerializer(serializers.Serializer):
-    extra_budget = serializers.DecimalField(
+    # A string as the schema says (JSON numbers would lose cents to floating point).
+    extra_budget = StrictCharField(
         required=False,
-        max_digits=10,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        max_value=Decimal("1000"),
-        help_text="USD to add to the session's budget (after a budget pause, one default "
-        "allowance is added when this is omitted).",
+        trim_whitespace=False,
+        validators=[BUDGET],
+        help_text='USD to add to the session\'s budget, e.g. "5.00" (after a budget pause, one '
+        "default allowance is added when this is omitted).",
     )
+
+    def validate_extra_budget(self, value: str) -> Decimal:
+        return Decimal(value)
 
 
 def control_schema(

@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -71,6 +72,13 @@ class SessionCreateSerializer(serializers.Serializer):
         min_length=10,
         max_length=10_000,
         trim_whitespace=True,
+        # Documents in the schema what trimming and DRF's NUL check already enforce.
+        validators=[
+            RegexValidator(
+                r"^\s*[^\s\x00][^\x00]{8,}[^\s\x00]\s*$",
+                "Must hold at least 10 characters besides surrounding spaces, and no NUL.",
+            )
+        ],
         help_text="The decision to deliberate, 10 to 10,000 characters after trimming.",
     )
     problem_context = JSONObjectField(

@@ -328,11 +328,18 @@ def open_stream(
 def requested_position(request: HttpRequest) -> tuple[int | None, bool]:
     """Where to resume, and whether this is a reconnect: Last-Event-ID (sent by EventSource
     when it reconnects), else ?after=, else the start."""
-    last_event_id = request.headers.get("Last-Event-ID", "").strip()
-    if last_event_id.isdigit():
-        return int(last_event_id), True
     after = request.GET.get("after", "0").strip() or "0"
-    return (int(after) if after.isdigit() else None), False
+    if not is_sequence(after):  # refused even beside a Last-Event-ID: the URL must be valid
+        return None, False
+    last_event_id = request.headers.get("Last-Event-ID", "").strip()
+    if is_sequence(last_event_id):
+        return int(last_event_id), True
+    return int(after), False
+
+
+def is_sequence(text: str) -> bool:
+    # ASCII only: "²".isdigit() is true, and int("²") raises.
+    return text.isascii() and text.isdigit()
 
 
 class Cursor:
@@ -456,7 +463,7 @@ class SessionStreamView(APIView):
         parameters=[
             OpenApiParameter(
                 "after",
-                int,
+                {"type": "integer", "minimum": 0},
                 OpenApiParameter.QUERY,
                 description="Replay events after this sequence number (default 0).",
             ),

@@ -36,6 +36,42 @@ def throttle_key(scope: str, ident: str, window: int) -> str:
     return f"bo1:throttle:{scope}:{ident}:{window}"
 
 
+def rate_for(scope: str) -> str | None:
+    """The configured rate of a scope; None when it is switched off."""
+    return api_settings.DEFAULT_THROTTLE_RATES.get(scope) or None
+
+
+def seconds_until_allowed(scope: str, ident: str) -> float | None:
+    """Count one request of `ident` in `scope`; None when it is allowed, else the wait.
+
+    Usable outside DRF (a form view) so that every way in shares the same budget.
+    """
+    rate = rate_for(scope)
+    if not rate:
+        return None
+    limit, period = parse_rate(rate)
+    now = time.time()
+    window = int(now // period)
+    key = throttle_key(scope, ident, window)
+    try:
+        pipe = redis_client().pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, period + 1)
+        count = int(pipe.execute()[0])
+    except REDIS_ERRORS as exc:
+        logger.warning(
+            "Rate limit %s not checked for %s (Redis unavailable: %s); request let through",
+            scope,
+            ident,
+            exc,
+        )
+        return None
+    if count <= limit:
+        return None
+    logger.info("Rate limit %s (%s) reached by %s", scope, rate, ident)
+    return (window + 1) * period - now
+
+
 class RedisRateThrottle(BaseThrottle):
     """At most N unsafe requests per user and window; other methods are not counted."""
 
@@ -45,9 +81,6 @@ class RedisRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self.retry_after: float | None = None
 
-    def rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) or None
-
     def identity(self, request: Request) -> str:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
@@ -55,31 +88,10 @@ class RedisRateThrottle(BaseThrottle):
         return f"ip{self.get_ident(request)}"
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        rate = self.rate()
-        if request.method not in self.methods or not rate:
+        if request.method not in self.methods:
             return True
-        limit, period = parse_rate(rate)
-        now = time.time()
-        window = int(now // period)
-        key = throttle_key(self.scope, self.identity(request), window)
-        try:
-            pipe = redis_client().pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, period + 1)
-            count = int(pipe.execute()[0])
-        except REDIS_ERRORS as exc:
-            logger.warning(
-                "Rate limit %s not checked for %s (Redis unavailable: %s); request let through",
-                self.scope,
-                self.identity(request),
-                exc,
-            )
-            return True
-        if count <= limit:
-            return True
-        self.retry_after = (window + 1) * period - now
-        logger.info("Rate limit %s (%s) reached by %s", self.scope, rate, self.identity(request))
-        return False
+        self.retry_after = seconds_until_allowed(self.scope, self.identity(request))
+        return self.retry_after is None
 
     def wait(self) -> float | None:
         return math.ceil(self.retry_after) if self.retry_after is not None else None
