@@ -1,9 +1,11 @@
 """Settings for bo1site, read from the environment with defaults that work on a dev machine."""
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -200,6 +202,15 @@ STORAGES = {
 # The API's bodies are small; anything past this is refused before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=256 * 1024)
 
+
+def throttle_rate(variable: str, default: str) -> str:
+    """A DRF rate such as "60/min" ("" switches the limit off); a typo fails at startup."""
+    value = env.str(variable, default=default).strip()
+    if value and not re.fullmatch(r"\d+/[smhd][a-z]*", value):
+        raise ImproperlyConfigured(f"{variable} must look like 60/min or 1000/hour, not {value!r}")
+    return value
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "bo1site.authentication.TokenAuthentication",
@@ -212,8 +223,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",
     # Per user, counted in Redis (sessions_app/api/throttles.py); an empty value turns one off.
     "DEFAULT_THROTTLE_RATES": {
-        "session_create": env.str("BO1_THROTTLE_CREATE", default="60/min"),
-        "session_start": env.str("BO1_THROTTLE_START", default="30/min"),
+        "session_create": throttle_rate("BO1_THROTTLE_CREATE", "60/min"),
+        "session_start": throttle_rate("BO1_THROTTLE_START", "30/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

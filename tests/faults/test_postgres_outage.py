@@ -66,7 +66,7 @@ def assert_every_engine_event_once_in_order(session_id: str) -> list[SessionEven
     ("worker_behind_pg_proxy", "ends_during_outage"),
     [
         pytest.param(450, False, id="run-outlasts-outage"),
-        pytest.param(40, True, id="run-ends-during-outage"),
+        pytest.param(100, True, id="run-ends-during-outage"),
     ],
     indirect=["worker_behind_pg_proxy"],
 )

@@ -69,19 +69,33 @@ def test_with_redis_down_requests_go_through_and_the_skipped_check_is_logged(
     assert "Redis unavailable" in caplog.text
 
 
-def test_rates_come_from_the_environment():
+def configured_rates(**variables: str) -> subprocess.CompletedProcess:
     code = (
         "import django, json; django.setup(); from django.conf import settings; "
         "print(json.dumps(settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']))"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bo1site.settings",
-        "BO1_THROTTLE_CREATE": "7/hour",
-        "BO1_THROTTLE_START": "2/s",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bo1site.settings", **variables}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True
     )
+
+
+def test_rates_come_from_the_environment():
+    out = configured_rates(BO1_THROTTLE_CREATE="7/hour", BO1_THROTTLE_START="")
+    assert out.returncode == 0, out.stderr
     rates = json.loads(out.stdout.strip().splitlines()[-1])
-    assert rates == {"session_create": "7/hour", "session_start": "2/s"}
+    assert rates == {"session_create": "7/hour", "session_start": ""}  # "" switches it off
+
+
+def test_a_malformed_rate_stops_the_service_at_startup():
+    out = configured_rates(BO1_THROTTLE_START="thirty a minute")
+    assert out.returncode != 0
+    assert "BO1_THROTTLE_START must look like 60/min" in out.stderr
+
+
+def test_an_empty_rate_switches_the_limit_off(settings, api):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"session_create": "", "session_start": ""},
+    }
+    assert {create(api).status_code for _ in range(5)} == {201}
