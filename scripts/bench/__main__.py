@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 
 from . import http_parts, report
-from .config import BenchConfig, bench_database_url
+from .config import ARTIFACTS, DOCS, BenchConfig, bench_database_url
 from .deliberations import run_deliberations
 from .load import ensure_wrk
 from .seed import Seeded, seed
@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run: 20,000 sessions, short runs, 100 streams, 10 deliberations",
+        help="a smoke run: 20,000 sessions, short runs, 100 streams, 10 deliberations; its "
+        "report goes to bench-artifacts/, not docs/",
     )
     parser.add_argument("--skip-seed", action="store_true", help="use the seeded data as it is")
     parser.add_argument(
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     results["explain"] = report.explain(config, seeded)
     results["finished_at"] = report.timestamp()
     results["elapsed_seconds"] = round(time.monotonic() - started, 1)
-    report.write(results)
-    print(f"\nbench finished in {results['elapsed_seconds']:.0f} s; docs/BENCHMARKS.md written\n")
+    # A smoke run's small figures never replace the published full-size ones.
+    written = report.write(results, ARTIFACTS if config.quick else DOCS)
+    print(f"\nbench finished in {results['elapsed_seconds']:.0f} s; {written} written\n")
     for row in results["budgets"]:
         print(f"  {row['verdict']:4}  {row['budget']}: {row['measured']} (budget {row['limit']})")
     return 0
