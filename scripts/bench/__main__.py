@@ -89,18 +89,26 @@ def run_http(config: BenchConfig, seeded: Seeded, results: dict[str, Any]) -> No
     web, base = start_web(config, workers=2)
     try:
         results["load_average_start"] = http_parts.load_average()
-        if config.wants("list"):
-            http["list"] = http_parts.run_list(config, seeded, base, web).as_dict()
-            results["list_total"] = list_total(config, seeded, base)
+        minimal = minimal_base = None
         if config.wants("minimal"):
             minimal, minimal_base = start_minimal(
                 config, {seeded.hot_token: seeded.hot_user_id}, workers=2
             )
-            try:
-                http["minimal_list"] = http_parts.run_minimal(
-                    config, seeded, minimal_base, minimal
-                ).as_dict()
-            finally:
+        try:
+            if config.wants("list") or config.wants("minimal"):
+                for measured in http_parts.run_list_and_minimal(
+                    config,
+                    seeded,
+                    base,
+                    web if config.wants("list") else None,
+                    minimal_base,
+                    minimal,
+                ):
+                    if config.wants(measured.name.replace("minimal_list", "minimal")):
+                        http[measured.name] = measured.as_dict()
+                results["list_total"] = list_total(config, seeded, base)
+        finally:
+            if minimal is not None:
                 minimal.stop()
         if config.wants("detail"):
             for measured in http_parts.run_detail(config, seeded, base, web):

@@ -65,6 +65,97 @@ def load_average() -> float:
         return float(f.read().split()[0])
 
 
+@dataclass
+class Target:
+    """One endpoint on one server, as wrk will ask for it."""
+
+    name: str
+    base: str
+    paths: list[str]
+    token: str
+    server: Any = None
+    method: str = "GET"
+    body: str = ""
+
+    def run(self, config: BenchConfig, **kwargs: Any) -> LoadResult:
+        kwargs.setdefault("connections", config.connections)
+        kwargs.setdefault("seconds", config.duration)
+        return run_wrk(
+            self.base, self.paths, token=self.token, method=self.method, body=self.body, **kwargs
+        )
+
+
+def _median(runs: list[Any], key: Any) -> Any:
+    return sorted(runs, key=key)[len(runs) // 2]
+
+
+def measure_together(
+    config: BenchConfig, targets: list[Target], *, rounds: int = 1, single: bool = True
+) -> list[Measured]:
+    """Warm up, then unpaced and paced runs of every target in turn, `rounds` times.
+
+    Interleaving the targets round by round means a change in the machine's other load hits
+    them alike; each figure is the median round (unpaced by requests/s, paced by p50).
+    """
+    warmup = 1.0 if config.quick else 2.0
+    for target in targets:
+        target.run(config, seconds=warmup)
+    backends = postgres_backends(config)
+    unpaced: dict[str, list[tuple[LoadResult, float, float]]] = {t.name: [] for t in targets}
+    paced: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for target in targets:
+            cpu_before = target.server.cpu_seconds() if target.server else 0.0
+            db_before = process_cpu_seconds(backends)
+            run = target.run(config)
+            cpu = target.server.cpu_seconds() - cpu_before if target.server else 0.0
+            db_cpu = process_cpu_seconds(backends) - db_before
+            unpaced[target.name].append((run, cpu, db_cpu))
+        for target in targets:
+            rate = PACED_RATES.get(target.name, PACED_RATE)
+            paced[target.name].append(target.run(config, rate=rate))
+    results = []
+    for target in targets:
+        saturated, cpu, db_cpu = _median(unpaced[target.name], key=lambda r: r[0].rps)
+        result = Measured(name=target.name, saturated=saturated)
+        result.paced = _median(paced[target.name], key=lambda r: r.p50)
+        if target.server and saturated.requests:
+            result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
+            result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
+        if rounds > 1:
+            result.notes.append(
+                f"median of {rounds} interleaved rounds; unpaced req/s "
+                + ", ".join(f"{r[0].rps:.0f}" for r in unpaced[target.name])
+                + "; paced p50 "
+                + ", ".join(f"{r.p50:.2f}" for r in paced[target.name])
+                + " ms"
+            )
+        if single and not config.quick:
+            result.single = target.run(
+                config, seconds=min(5.0, config.duration), connections=1, threads=1
+            )
+        for run_name, runs in (
+            ("unpaced", [r[0] for r in unpaced[target.name]]),
+            ("paced", paced[target.name]),
+            ("1 client", [result.single] if result.single else []),
+        ):
+            errors = sum(r.errors for r in runs)
+            if errors:
+                result.notes.append(
+                    f"{errors} failed requests (non-2xx or socket errors) {run_name}"
+                )
+        logger.info(
+            "%s: %.0f req/s unpaced; paced p50 %.2f ms at %.0f req/s; load average %.1f",
+            target.name,
+            saturated.rps,
+            result.paced.p50,
+            result.paced.rps,
+            load_average(),
+        )
+        results.append(result)
+    return results
+
+
 def measure(
     config: BenchConfig,
     name: str,
@@ -75,51 +166,10 @@ def measure(
     server: Any = None,
     method: str = "GET",
     body: str = "",
-    paced: bool = True,
-    single: bool = True,
 ) -> Measured:
-    """Warm up, then the saturated run (with the server's CPU per request), paced and single."""
-    seconds = config.duration
-    common: dict[str, Any] = {"token": token, "method": method, "body": body}
-    warmup = 1.0 if config.quick else 2.0
-    run_wrk(base, paths, seconds=warmup, connections=config.connections, **common)
-    backends = postgres_backends(config)
-    cpu_before = server.cpu_seconds() if server else 0.0
-    db_before = process_cpu_seconds(backends)
-    saturated = run_wrk(base, paths, seconds=seconds, connections=config.connections, **common)
-    cpu = server.cpu_seconds() - cpu_before if server else 0.0
-    db_cpu = process_cpu_seconds(backends) - db_before
-    result = Measured(name=name, saturated=saturated)
-    if server and saturated.requests:
-        result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
-        result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
-    if paced:
-        rate = PACED_RATES.get(name, PACED_RATE)
-        result.paced = run_wrk(
-            base, paths, seconds=seconds, connections=config.connections, rate=rate, **common
-        )
-    if single and not config.quick:
-        result.single = run_wrk(
-            base, paths, seconds=min(5.0, seconds), connections=1, threads=1, **common
-        )
-    for run_name, run in (
-        ("unpaced", saturated),
-        ("paced", result.paced),
-        ("1 client", result.single),
-    ):
-        if run is not None and run.errors:
-            result.notes.append(
-                f"{run.errors} failed requests (non-2xx or socket errors) {run_name}"
-            )
-    logger.info(
-        "%s: %.0f req/s saturated (p50 %.2f ms); paced %s; load average %.1f",
-        name,
-        saturated.rps,
-        saturated.p50,
-        f"p50 {result.paced.p50:.2f} ms at {result.paced.rps:.0f} req/s" if result.paced else "-",
-        load_average(),
-    )
-    return result
+    """One endpoint: warm-up, unpaced (with CPU per request), paced and one-client runs."""
+    target = Target(name, base, paths, token, server, method, body)
+    return measure_together(config, [target])[0]
 
 
 def postgres_backends(config: BenchConfig) -> list[int]:
@@ -164,12 +214,31 @@ def flush_cache(config: BenchConfig) -> None:
     redis.Redis.from_url(config.redis_url).flushdb()
 
 
-def run_list(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> Measured:
+def run_list_and_minimal(
+    config: BenchConfig,
+    seeded: Seeded,
+    base: str,
+    server: Any,
+    minimal_base: str | None = None,
+    minimal_server: Any = None,
+) -> list[Measured]:
+    """The list, and the minimal app doing the same job, measured in interleaved rounds."""
     ids = hot_session_ids(config, seeded, with_events=False)
     prime(base, seeded.hot_token, [f"/api/v1/sessions/{i}" for i in ids[:20]])
-    result = measure(config, "list", base, [LIST_PATH], token=seeded.hot_token, server=server)
-    result.notes.append(f"user with {seeded.hot_visible} visible sessions; the page's 20 are hot")
-    return result
+    targets = [Target("list", base, [LIST_PATH], seeded.hot_token, server)]
+    if minimal_base:
+        targets.append(
+            Target("minimal_list", minimal_base, [LIST_PATH], seeded.hot_token, minimal_server)
+        )
+    results = measure_together(config, targets, rounds=1 if config.quick else 3)
+    results[0].notes.append(
+        f"user with {seeded.hot_visible} visible sessions; the page's 20 are hot"
+    )
+    if len(results) > 1:
+        results[1].notes.append(
+            "raw psycopg2 + redis-py WSGI app under gunicorn (gthread), same queries"
+        )
+    return results
 
 
 def run_detail(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> list[Measured]:
@@ -229,14 +298,6 @@ def run_events(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> M
     paths = [f"/api/v1/sessions/{i}/events" for i in ids]
     result = measure(config, "events", base, paths, token=seeded.hot_token, server=server)
     result.notes.append(f"{len(paths)} sessions with a full transcript (30 events each)")
-    return result
-
-
-def run_minimal(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> Measured:
-    result = measure(
-        config, "minimal_list", base, [LIST_PATH], token=seeded.hot_token, server=server
-    )
-    result.notes.append("raw psycopg2 + redis-py WSGI app under gunicorn (gthread), same queries")
     return result
 
 
