@@ -38,7 +38,8 @@ def throttle_key(scope: str, ident: str, window: int) -> str:
 
 def rate_for(scope: str) -> str | None:
     """The configured rate of a scope; None when it is switched off."""
-    return api_settings.DEFAULT_THROTTLE_RATES.get(scope) or None
+    rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+    return str(rate) if rate else None
 
 
 def seconds_until_allowed(scope: str, ident: str) -> float | None:

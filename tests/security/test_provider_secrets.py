@@ -10,6 +10,8 @@ import json
 import secrets
 
 import pytest
+from django.contrib.admin.utils import quote
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from sessions_app.models import DeliberationSession, SessionEvent, Status
@@ -65,7 +67,9 @@ def test_a_refused_provider_key_appears_nowhere(provider, api, direct_redis):
     }
     staff = APIClient()
     staff.force_login(UserFactory(username="operator", is_staff=True, is_superuser=True))
-    admin_page = staff.get(f"/admin/sessions_app/deliberationsession/{session_id}/change/")
+    # The admin's own links quote the id ("bo1_23..." would otherwise read as "bo1#...").
+    change_url = reverse("admin:sessions_app_deliberationsession_change", args=[quote(session_id)])
+    admin_page = staff.get(change_url)
     assert admin_page.status_code == 200
     places["admin"] = admin_page.content.decode()
     assert "Incorrect API key provided" in places["error"]  # the echo arrived, redacted

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,7 +19,8 @@ CHANGELIST = reverse("admin:sessions_app_deliberationsession_changelist")
 
 
 def change_url(session):
-    return reverse("admin:sessions_app_deliberationsession_change", args=[session.pk])
+    # Quoted as the admin's own links are: unquoted, "bo1_23..." reads as "bo1#..." (not found).
+    return reverse("admin:sessions_app_deliberationsession_change", args=[quote(session.pk)])
 
 
 def listed_ids(response):
