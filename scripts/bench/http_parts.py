@@ -102,15 +102,26 @@ def measure_together(
         target.run(config, seconds=warmup)
     backends = postgres_backends(config)
     unpaced: dict[str, list[tuple[LoadResult, float, float]]] = {t.name: [] for t in targets}
+    # How the server's worker processes shared the work: keep-alive connections stay with the
+    # process that accepted them, and the 8 may be split unevenly between processes.
+    shares: dict[str, list[str]] = {t.name: [] for t in targets}
     paced: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
     for _ in range(rounds):
         for target in targets:
             cpu_before = target.server.cpu_seconds() if target.server else 0.0
+            workers = target.server.children() if target.server else []
+            worker_before = [process_cpu_seconds([pid]) for pid in workers]
             db_before = process_cpu_seconds(backends)
             run = target.run(config)
             cpu = target.server.cpu_seconds() - cpu_before if target.server else 0.0
             db_cpu = process_cpu_seconds(backends) - db_before
             unpaced[target.name].append((run, cpu, db_cpu))
+            used = [
+                process_cpu_seconds([pid]) - b
+                for pid, b in zip(workers, worker_before, strict=True)
+            ]
+            if len(used) > 1 and sum(used) > 0:
+                shares[target.name].append("/".join(f"{100 * u / sum(used):.0f}" for u in used))
         for target in targets:
             rate = PACED_RATES.get(target.name, PACED_RATE)
             paced[target.name].append(target.run(config, rate=rate))
@@ -122,6 +133,11 @@ def measure_together(
         if target.server and saturated.requests:
             result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
             result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
+        if shares[target.name]:
+            result.notes.append(
+                "CPU split between the worker processes (%) in the unpaced runs: "
+                + ", ".join(shares[target.name])
+            )
         if rounds > 1:
             result.notes.append(
                 f"median of {rounds} interleaved rounds; unpaced req/s "

@@ -349,6 +349,13 @@ def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
         " requests/s for create and events, 200 for the detail after a flush;",
         "- **1 client**: one connection, one request at a time.",
         "",
+        "A keep-alive connection stays with the worker process that accepted it, so the 8"
+        " connections can be split unevenly between the web server's 2 processes (one process"
+        " has been seen to take all 8, halving what the list could do); the notes under the"
+        " endpoint table give each run's CPU split. The list and the minimal app run in 3"
+        " interleaved rounds and the median round is reported, so a change in the machine's"
+        " other load hits both alike.",
+        "",
         '"CPU per request" is the CPU time (user + system) of the server\'s processes, and of the'
         " PostgreSQL backends serving its connections, during the unpaced run divided by its"
         " requests: what a request costs, less disturbed by other load on the machine than"
