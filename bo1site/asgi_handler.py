@@ -90,6 +90,7 @@ class PooledASGIHandler(ASGIHandler):
             # The body is complete: finish the request here, in the thread that owns its
             # database connection (request_finished closes it when it is too old or broken).
             response.close()
+            body_file.close()
         return response
 
     def _in_pool(
@@ -114,6 +115,7 @@ class PooledASGIHandler(ASGIHandler):
             try:
                 result = self._respond(scope, body_file)
             except BaseException as exc:  # handed to the awaiting request, not swallowed
+                body_file.close()
                 loop.call_soon_threadsafe(settle, None, exc)
             else:
                 loop.call_soon_threadsafe(settle, result, None)
@@ -127,12 +129,14 @@ class PooledASGIHandler(ASGIHandler):
         except RequestAborted:
             return
         loop = asyncio.get_running_loop()
+        # The pool thread closes the request body once a complete response is built; even if
+        # this coroutine is cancelled meanwhile, the thread finishes with the body it was given.
+        response = await self._in_pool(loop, scope, body_file)
+        if not response.streaming:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            return
         try:
-            response = await self._in_pool(loop, scope, body_file)
-            if not response.streaming:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.send_response(response, send)
-                return
             # A streaming body from a sync view: stop sending when the client goes away.
             tasks = [
                 asyncio.create_task(self.listen_for_disconnect(receive)),
