@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, connection
 
 from sessions_app.cache import REDIS_ERRORS, redis_client
 from sessions_app.models import Status
@@ -111,7 +111,9 @@ class Outbox:
                 accepted = op.apply(self.session_id)
             except SessionNotFound:
                 accepted = False
-            except DatabaseError as exc:
+            # InterfaceError is not a DatabaseError: it is what a connection the server dropped
+            # raises on its next use ("connection already closed").
+            except (DatabaseError, InterfaceError) as exc:
                 self.last_refusal = "database"
                 logger.warning(
                     "PostgreSQL refused a write for session %s (%d kept): %s",
@@ -136,7 +138,7 @@ class Outbox:
         return True
 
     def _reset_connection(self) -> None:
-        with contextlib.suppress(DatabaseError):
+        with contextlib.suppress(DatabaseError, InterfaceError):
             connection.close()
 
     def _load_mirror(self) -> list[OutboxOp]:

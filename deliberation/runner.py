@@ -8,6 +8,7 @@ and applied, in order and exactly once, when PostgreSQL answers again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
 from sessions_app.cache import SessionCache
@@ -173,8 +174,12 @@ class SessionHost:
                 .values_list("status", flat=True)
                 .first()
             )
-        except DatabaseError:
-            return None  # PostgreSQL is away: keep deliberating, the outbox keeps the writes
+        except (DatabaseError, InterfaceError):
+            # PostgreSQL is away: keep deliberating, the outbox keeps the writes. The broken
+            # connection must go, or the next write fails on it with InterfaceError.
+            with contextlib.suppress(DatabaseError, InterfaceError):
+                connection.close()
+            return None
         if status == Status.PAUSED:
             return "pause"
         if status != Status.RUNNING:

@@ -24,6 +24,8 @@ from tests.processes import ManagedProcess, start_worker
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 OUTAGE_SECONDS = 8.5
+# A COMMIT whose bytes reached PostgreSQL just before the cut still lands a moment later.
+SETTLE_SECONDS = 0.5
 
 
 @pytest.fixture
@@ -79,6 +81,7 @@ def test_worker_keeps_deliberating_through_a_postgres_outage_and_applies_kept_wr
 
     pg_proxy.cut()
     cut_at = time.monotonic()
+    time.sleep(SETTLE_SECONDS)
     written_before = len(events(session_id))
     # The worker goes on deliberating: its writes pile up in the outbox, mirrored to Redis.
     wait_until(

@@ -8,12 +8,18 @@ case, where the writes of the dead worker exist only in its outbox mirror in Red
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from deliberation.outbox import outbox_key
 from sessions_app.models import Status
 from tests.deliberation.test_worker import create_and_start, events, row, wait_until
-from tests.faults.test_postgres_outage import assert_every_engine_event_once_in_order, kept_writes
+from tests.faults.test_postgres_outage import (
+    SETTLE_SECONDS,
+    assert_every_engine_event_once_in_order,
+    kept_writes,
+)
 from tests.faults.wiring import REAL_BROKER_URL, database_env_via
 from tests.processes import start_worker
 
@@ -38,8 +44,9 @@ def test_worker_killed_hard_during_a_postgres_outage_is_replaced_and_loses_no_ke
     try:
         session_id = create_and_start(api, max_rounds=3)
         wait_until(lambda: row(session_id).contribution_count >= 2, what="contributions")
-        written_before = len(events(session_id))
         pg_proxy.cut()
+        time.sleep(SETTLE_SECONDS)
+        written_before = len(events(session_id))
         wait_until(
             lambda: len(kept_writes(direct_redis, session_id)) >= 3, timeout=30, what="kept writes"
         )

@@ -1,7 +1,7 @@
 """`manage.py reconcile_sessions`: repair what an outage left behind."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 
 from deliberation.reconcile import reconcile_sessions
 
@@ -18,7 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run: bool, **options) -> None:  # type: ignore[no-untyped-def]
         try:
             report = reconcile_sessions(dry_run=dry_run)
-        except DatabaseError as exc:  # nothing half-done: each repair is its own write
+        # Nothing is left half-done: each repair is its own write.
+        except (DatabaseError, InterfaceError) as exc:
             raise CommandError(f"PostgreSQL unavailable, try again later: {exc}") from exc
         verb = "would" if dry_run else "did"
         for label, ids in (
