@@ -58,7 +58,8 @@ CHANGES = [
     " request, so a deleted token or a deactivated user is refused at once (no cache to"
     " invalidate).",
     "- Together, measured in-process on the same data: CPU per list request 8.1 -> 2.5-3.6 ms;"
-    " over HTTP the list went from 42 to 250-300 req/s at the same machine load.",
+    " over HTTP the list went from 42 req/s to 180-450 req/s in full runs at load averages of"
+    " 3-5 (the spread is the machine's other load and the worker split, not the code).",
     "- **uvloop and httptools** (not pinned in requirements/ yet: installed in the venv for"
     " these runs; uvicorn uses them when present, falls back to asyncio + h11 otherwise):"
     " back to back on the same data, list 160-225 -> 240-345 req/s, web CPU per request"
@@ -270,13 +271,27 @@ def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+PLAN_ORDER = (
+    "page",
+    "count (the API: per-status counters)",
+    "count (for comparison: counting the rows)",
+)
+ENDPOINT_ORDER = ("list", "minimal_list", "detail_redis", "detail_after_flush", "create", "events")
+
+
+def _in_order(http: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The endpoints in the report's order (the JSON file keeps its keys sorted)."""
+    rank = {name: n for n, name in enumerate(ENDPOINT_ORDER)}
+    return sorted(http.items(), key=lambda item: rank.get(item[0], len(rank)))
+
+
 def _endpoint_table(http: dict[str, Any]) -> list[str]:
     lines = [
         "| endpoint | unpaced req/s | unpaced p50 / p95 / p99 | paced rate | paced p50 / p95 / p99 "
         "| 1 client p50 | CPU per request: web / PostgreSQL |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, m in http.items():
+    for name, m in _in_order(http):
         s, p, one = m["saturated"], m.get("paced"), m.get("single")
         lines.append(
             f"| {name} | {s['rps']:.0f} | {s['p50']:.2f} / {s['p95']:.2f} / {s['p99']:.2f} ms | "
@@ -299,7 +314,7 @@ def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
     """Write BENCHMARKS.md and benchmarks.json into `directory`; returns the Markdown's path."""
     directory.mkdir(exist_ok=True)
     results["budgets"] = budgets(results)
-    (directory / "benchmarks.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (directory / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     m = results["machine"]
     data = results["data"]
     lines = [
@@ -313,8 +328,10 @@ def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
         f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}",
         f"- Python {m['python']}, PostgreSQL {m['postgresql']} (shared_buffers "
         f"{m['postgresql_shared_buffers']}), Redis {m['redis']}, {m['wrk']}",
-        "- " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
+        "- " + ", ".join(f"{k} {m['packages'][k]}" for k in PACKAGES if m["packages"].get(k)),
         "- not installed: " + (", ".join(k for k, v in m["packages"].items() if not v) or "-"),
+        "- uvloop and httptools are not pinned in requirements/ yet; uvicorn uses them when they"
+        " are installed (they were for the runs that list them above) and asyncio + h11 otherwise",
         f"- load average (1 min) before the HTTP runs: {results.get('load_average_start', '-')}; "
         "the machine is shared with other work, so absolute figures move between runs",
         "",
@@ -371,7 +388,7 @@ def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
         *_endpoint_table(results.get("http", {})),
         "",
     ]
-    for name, m in results.get("http", {}).items():
+    for name, m in _in_order(results.get("http", {})):
         for note in m.get("notes", []):
             lines.append(f"- {name}: {note}")
     streams = results.get("streams")
@@ -431,7 +448,11 @@ def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
     plans = results.get("explain", {})
     if plans:
         lines += ["", "## Query plans (EXPLAIN (ANALYZE, BUFFERS), the measured user)", ""]
-        for name, plan in plans.items():
+        # The page, then the API's count, then the count it replaced.
+        order = list(PLAN_ORDER)
+        for name, plan in sorted(
+            plans.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)
+        ):
             lines += [f"### {name}", "", "```", plan, "```", ""]
     changes = results.get("changes", CHANGES)
     if changes:
