@@ -142,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         ", reused" if seeded.reused else "",
     )
     results: dict[str, Any] = {
-        "command": "python -m scripts.bench "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            ["python -m scripts.bench", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "started_at": report.timestamp(),
         "machine": report.machine(config),
         "data": {
