@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from deliberation.services import BrokerUnavailable, deliberation_start
 from sessions_app import selectors, services
 from sessions_app.api.serializers import LISTABLE_STATUSES
+from sessions_app.api.throttles import seconds_until_allowed
 from sessions_app.models import Phase, Status
 from sessions_app.snapshots import session_snapshot
 from sessions_app.transcript import build_transcript, phase_cost_text
@@ -103,10 +104,29 @@ def session_new(request: HttpRequest) -> HttpResponse:
     """Create a session and start its deliberation in one step, then open its page."""
     form = SessionCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # The form and the API share one per-user budget of creates and starts.
+        wait = seconds_until_allowed("session_create", f"user{request.user.pk}")
+        if wait is not None:
+            form.add_error(
+                None, f"You are creating sessions too quickly; try again in {math.ceil(wait)} s."
+            )
+            context = {"nav": "new", "form": form}
+            return render(request, "dashboard/session_new.html", context, status=429)
         session, created = services.session_create(
             user=request.user, idempotency_key=form.retry_key(), **form.session_data
         )
-        if created or session.status == Status.CREATED:
+        start_wait = (
+            seconds_until_allowed("session_start", f"user{request.user.pk}")
+            if created or session.status == Status.CREATED
+            else None
+        )
+        if start_wait is not None:
+            messages.warning(
+                request,
+                "Your session is saved; you are starting sessions too quickly, so press Start "
+                f"on this page in {math.ceil(start_wait)} s.",
+            )
+        elif created or session.status == Status.CREATED:
             try:
                 deliberation_start(session_id=session.id)
             except BrokerUnavailable as exc:

@@ -385,3 +385,17 @@ def test_pages_render_for_a_user_without_sessions(user):
     client.force_login(UserFactory(username="newcomer"))
     html = client.get("/").content.decode()
     assert "No sessions yet" in html
+
+
+def test_the_create_form_shares_the_api_rate_limit(browser, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"session_create": "1/min", "session_start": "30/min"},
+    }
+    data = {"problem_statement": "Should we open a second office in Lisbon?"}
+    with mock.patch("dashboard.views.deliberation_start"):
+        assert browser.post("/sessions/new", data).status_code == 302
+        refused = browser.post("/sessions/new", {**data, "idempotency_key": "another"})
+    assert refused.status_code == 429
+    assert "too quickly" in refused.content.decode()
+    assert DeliberationSession.objects.count() == 1
