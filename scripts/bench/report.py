@@ -310,9 +310,88 @@ def _endpoint_table(http: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
-    """Write BENCHMARKS.md and benchmarks.json into `directory`; returns the Markdown's path."""
+HISTORY = "benchmarks-history.jsonl"
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """One line per run for the history: when, how loaded, the headline figures."""
+    http = results.get("http", {})
+
+    def pick(name: str, kind: str, field: str) -> float | None:
+        run = (http.get(name) or {}).get(kind)
+        return round(run[field], 2) if run else None
+
+    streams = results.get("streams") or {}
+    delib = results.get("deliberations") or {}
+    return {
+        "finished_at": results.get("finished_at"),
+        "sessions": results.get("data", {}).get("sessions"),
+        "load_average_start": results.get("load_average_start"),
+        "list_rps": pick("list", "saturated", "rps"),
+        "list_p50_paced_ms": pick("list", "paced", "p50"),
+        "list_web_cpu_ms": (http.get("list") or {}).get("cpu_ms_per_request"),
+        "minimal_rps": pick("minimal_list", "saturated", "rps"),
+        "minimal_p50_paced_ms": pick("minimal_list", "paced", "p50"),
+        "detail_redis_p50_paced_ms": pick("detail_redis", "paced", "p50"),
+        "create_p50_paced_ms": pick("create", "paced", "p50"),
+        "streams_p99_alone_ms": (streams.get("delay_streams_alone_ms") or {}).get("p99"),
+        "streams_p99_with_list_ms": (streams.get("delay_with_list_ms") or {}).get("p99"),
+        "deliberations_completed": (delib.get("statuses") or {}).get("completed"),
+        "deliberation_problems": delib.get("problem_count"),
+    }
+
+
+def _history_table(directory: Path) -> list[str]:
+    path = directory / HISTORY
+    if not path.exists():
+        return []
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][-10:]
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    lines = [
+        "## Runs so far (latest last; the machine's other load differs from run to run)",
+        "",
+        "| finished | load | list req/s | list p50 @500 | list web CPU | minimal req/s "
+        "| minimal p50 @500 | detail p50 @500 | create p50 @100 | streams p99 alone / with list "
+        "| deliberations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    cell(run.get("finished_at")),
+                    cell(run.get("load_average_start")),
+                    cell(run.get("list_rps")),
+                    cell(run.get("list_p50_paced_ms")),
+                    cell(run.get("list_web_cpu_ms")),
+                    cell(run.get("minimal_rps")),
+                    cell(run.get("minimal_p50_paced_ms")),
+                    cell(run.get("detail_redis_p50_paced_ms")),
+                    cell(run.get("create_p50_paced_ms")),
+                    f"{cell(run.get('streams_p99_alone_ms'))} / "
+                    f"{cell(run.get('streams_p99_with_list_ms'))}",
+                    f"{cell(run.get('deliberations_completed'))} done, "
+                    f"{cell(run.get('deliberation_problems'))} problems",
+                ]
+            )
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = True) -> Path:
+    """Write BENCHMARKS.md and benchmarks.json into `directory`; returns the Markdown's path.
+
+    With `record`, the run's headline figures are also appended to benchmarks-history.jsonl.
+    """
     directory.mkdir(exist_ok=True)
+    if record:
+        with (directory / HISTORY).open("a") as history:
+            history.write(json.dumps(summary(results)) + "\n")
     results["budgets"] = budgets(results)
     (directory / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     m = results["machine"]
@@ -445,6 +524,7 @@ def write(results: dict[str, Any], directory: Path = DOCS) -> Path:
             f" first/last event): {delib['problem_count']}",
         ]
         lines += [f"  - {p}" for p in delib["problems"]]
+    lines += ["", *_history_table(directory)]
     plans = results.get("explain", {})
     if plans:
         lines += ["", "## Query plans (EXPLAIN (ANALYZE, BUFFERS), the measured user)", ""]
