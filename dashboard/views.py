@@ -2,7 +2,6 @@
 
 import logging
 import math
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 MAX_SEARCH = 200
-EVENTS_PAGE = 1000
 PHASES = list(Phase.values)
 FINISHED = {Status.COMPLETED, Status.FAILED, Status.KILLED, Status.DELETED}
 LIVE = {Status.QUEUED, Status.RUNNING}
@@ -142,16 +140,6 @@ def session_new(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/session_new.html", {"nav": "new", "form": form})
 
 
-def _all_events(session_id: str) -> Iterator[dict[str, Any]]:
-    after = 0
-    while True:
-        page = selectors.session_events_after(session_id=session_id, after=after, limit=EVENTS_PAGE)
-        yield from page
-        if len(page) < EVENTS_PAGE:
-            return
-        after = page[-1]["sequence"]
-
-
 @login_required
 @require_GET
 def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
@@ -162,7 +150,7 @@ def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
     # The row, not the hot entry: it is read before the events, so the page never shows a
     # status older than its transcript; the stream brings anything newer.
     detail = session_snapshot(session)
-    events = list(_all_events(session.id))
+    events = list(selectors.session_events_all(session_id=session.id))
     transcript = build_transcript(detail, events)
     api = f"/api/v1/sessions/{session.id}"
     state = {
@@ -215,7 +203,7 @@ def synthesis_fragment(request: HttpRequest, session_id: str) -> HttpResponse:
     transcript = build_transcript(detail, ())
     if not transcript.synthesis:
         # Not in the row yet (it lands with `complete`): read the events that carry it.
-        transcript = build_transcript(detail, _all_events(session.id))
+        transcript = build_transcript(detail, selectors.session_events_all(session_id=session.id))
     return render(
         request,
         "dashboard/_synthesis.html",

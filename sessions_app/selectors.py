@@ -2,11 +2,12 @@
 
 import logging
 from collections import namedtuple
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -53,14 +54,14 @@ class SessionPage:
         return self.offset + len(self.sessions) if self.has_more else None
 
 
-def sessions_visible_to(user: AbstractBaseUser) -> QuerySet[DeliberationSession]:
+def sessions_visible_to(user: User) -> QuerySet[DeliberationSession]:
     """A user's sessions, soft-deleted ones hidden."""
     return DeliberationSession.objects.filter(user=user).exclude(status=Status.DELETED)
 
 
 def session_list_for_user(
     *,
-    user: AbstractBaseUser,
+    user: User,
     status: str | None = None,
     search: str | None = None,
     limit: int = 20,
@@ -128,7 +129,7 @@ def _visible_count(user_id: Any, status: str | None) -> int:
         return int(cursor.fetchone()[0])
 
 
-def session_detail_for_user(*, user: AbstractBaseUser, session_id: str) -> dict[str, Any] | None:
+def session_detail_for_user(*, user: User, session_id: str) -> dict[str, Any] | None:
     """A session's detail: the hot entry when Redis has it, else PostgreSQL (refilling Redis)."""
     hot = SessionCache.get(session_id)
     if hot is not None:
@@ -145,7 +146,7 @@ def session_detail_for_user(*, user: AbstractBaseUser, session_id: str) -> dict[
     return snapshot
 
 
-def session_get_for_user(*, user: AbstractBaseUser, session_id: str) -> DeliberationSession | None:
+def session_get_for_user(*, user: User, session_id: str) -> DeliberationSession | None:
     """The session row itself, when it is this user's and not deleted."""
     return sessions_visible_to(user).filter(pk=session_id).first()
 
@@ -158,3 +159,14 @@ def session_events_after(
         "sequence"
     )[:limit]
     return [event_payload(e) for e in events]
+
+
+def session_events_all(*, session_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    """A session's whole transcript, read page by page so a long one never loads in one query."""
+    after = 0
+    while True:
+        page = session_events_after(session_id=session_id, after=after, limit=page_size)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1]["sequence"]

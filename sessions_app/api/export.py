@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from django.http import HttpResponse
@@ -24,7 +23,6 @@ from .serializers import EventSerializer, SessionDetailSerializer
 from .views import error_responses, owned_session_or_404, public_detail
 
 FORMATS = ("md", "json")
-EVENTS_PAGE = 1000
 
 
 class ExportSerializer(serializers.Serializer):
@@ -39,16 +37,6 @@ class JSONErrorsOnly(BaseContentNegotiation):
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         return renderers[0], renderers[0].media_type
-
-
-def all_events(session_id: str) -> Iterator[dict[str, Any]]:
-    after = 0
-    while True:
-        page = selectors.session_events_after(session_id=session_id, after=after, limit=EVENTS_PAGE)
-        yield from page
-        if len(page) < EVENTS_PAGE:
-            return
-        after = page[-1]["sequence"]
 
 
 def _quote(text: str) -> str:
@@ -179,7 +167,7 @@ class SessionExportView(APIView):
             )
         session = owned_session_or_404(request, session_id)
         detail = public_detail(session_snapshot(session))
-        events = list(all_events(session.id))
+        events = list(selectors.session_events_all(session_id=session.id))
         if fmt == "json":
             body = json.dumps({"session": detail, "events": events}, indent=2, ensure_ascii=False)
             response = HttpResponse(body, content_type="application/json; charset=utf-8")
