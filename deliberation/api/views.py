@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.validators import RegexValidator
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -114,45 +114,30 @@ class ControlView(APIView):
         return Response(public_detail(session_snapshot(session)), status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(post=control_schema("sessions_start", throttled=True))
 class StartView(ControlView):
     throttle_classes = [SessionStartThrottle]
     service = staticmethod(services.deliberation_start)
 
-    @control_schema("sessions_start", throttled=True)
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
 
-
+@extend_schema_view(post=control_schema("sessions_pause"))
 class PauseView(ControlView):
     service = staticmethod(services.deliberation_pause)
 
-    @control_schema("sessions_pause")
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
 
-
+@extend_schema_view(post=control_schema("sessions_resume", ResumeSerializer))
 class ResumeView(ControlView):
     body = ResumeSerializer
     service = staticmethod(services.deliberation_resume)
 
-    @control_schema("sessions_resume", ResumeSerializer)
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
 
-
+@extend_schema_view(post=control_schema("sessions_kill", KillSerializer))
 class KillView(ControlView):
     body = KillSerializer
     service = staticmethod(services.deliberation_kill)
 
-    @control_schema("sessions_kill", KillSerializer)
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
 
-
+@extend_schema_view(post=control_schema("sessions_clarify", ClarifySerializer))
 class ClarifyView(ControlView):
     body = ClarifySerializer
     service = staticmethod(services.deliberation_clarify)
-
-    @control_schema("sessions_clarify", ClarifySerializer)
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)

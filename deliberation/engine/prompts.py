@@ -237,6 +237,26 @@ def contribute_prompt(
     )
 
 
+def _round_context(
+    task: str,
+    sub_problem: dict[str, Any],
+    count: int,
+    round_number: int,
+    max_rounds: int,
+    contributions: Sequence[dict[str, Any]],
+    **fields: Any,
+) -> str:
+    """The opening a moderator and the facilitator share: header, sub-problem, discussion."""
+    head = header(
+        task, sub_problem=sub_problem["index"], round=_rounds(round_number, max_rounds), **fields
+    )
+    return (
+        f"{head}\n\n"
+        f"{_sub_problem_block(sub_problem, count)}\n\n"
+        f"DISCUSSION SO FAR:\n{transcript(contributions)}\n\n"
+    )
+
+
 def moderate_prompt(
     moderator: dict[str, Any],
     sub_problem: dict[str, Any],
@@ -245,16 +265,17 @@ def moderate_prompt(
     max_rounds: int,
     contributions: Sequence[dict[str, Any]],
 ) -> str:
-    head = header(
+    context = _round_context(
         TASK_MODERATE,
-        sub_problem=sub_problem["index"],
-        round=_rounds(round_number, max_rounds),
+        sub_problem,
+        count,
+        round_number,
+        max_rounds,
+        contributions,
         persona=moderator["code"],
     )
     return (
-        f"{head}\n\n"
-        f"{_sub_problem_block(sub_problem, count)}\n\n"
-        f"DISCUSSION SO FAR:\n{transcript(contributions)}\n\n"
+        f"{context}"
         f"You are {moderator['name']}. The facilitator asked you to intervene before this round. "
         "Make your intervention in 60 to 140 words, addressed to the board."
     )
@@ -267,15 +288,11 @@ def facilitate_prompt(
     max_rounds: int,
     contributions: Sequence[dict[str, Any]],
 ) -> str:
-    head = header(
-        TASK_FACILITATE,
-        sub_problem=sub_problem["index"],
-        round=_rounds(round_number, max_rounds),
+    context = _round_context(
+        TASK_FACILITATE, sub_problem, count, round_number, max_rounds, contributions
     )
     return (
-        f"{head}\n\n"
-        f"{_sub_problem_block(sub_problem, count)}\n\n"
-        f"DISCUSSION SO FAR:\n{transcript(contributions)}\n\n"
+        f"{context}"
         f"Round {round_number} of at most {max_rounds} is about to begin. "
         "Decide what happens next:\n"
         '- "continue": the members discuss another round;\n'
@@ -295,15 +312,11 @@ def convergence_prompt(
     max_rounds: int,
     contributions: Sequence[dict[str, Any]],
 ) -> str:
-    head = header(
-        TASK_CONVERGENCE,
-        sub_problem=sub_problem["index"],
-        round=_rounds(round_number, max_rounds),
+    context = _round_context(
+        TASK_CONVERGENCE, sub_problem, count, round_number, max_rounds, contributions
     )
     return (
-        f"{head}\n\n"
-        f"{_sub_problem_block(sub_problem, count)}\n\n"
-        f"DISCUSSION SO FAR:\n{transcript(contributions)}\n\n"
+        f"{context}"
         f"Round {round_number} has ended. Rate how far the board has converged on a shared "
         "recommendation, from 0 (opposed positions) to 1 (full agreement, remaining differences "
         "are only conditions or emphasis).\n"
