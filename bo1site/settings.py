@@ -85,6 +85,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://127.0.0.1:5432/bo1")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that needs no round trip (bo1site/db/base.py).
+    DATABASES["default"]["ENGINE"] = "bo1site.db"
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
     "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
 )
@@ -102,7 +105,7 @@ CACHES = {
         "TIMEOUT": SESSION_CACHE_TTL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+            "SERIALIZER": "bo1site.jsoncodec.OrjsonCacheSerializer",
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "IGNORE_EXCEPTIONS": True,
@@ -217,7 +220,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["bo1site.jsoncodec.OrjsonRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",

@@ -125,13 +125,15 @@ def start_worker(name: str = "worker", concurrency: int = 1, **env: str) -> Mana
     return process
 
 
-def start_web(port: int | None = None, **env: str) -> tuple[ManagedProcess, str]:
-    """The Procfile's production server line (gunicorn + uvicorn worker) on a free port."""
+def start_web(
+    port: int | None = None, *, workers: int = 1, **env: str
+) -> tuple[ManagedProcess, str]:
+    """The Procfile's production server line (gunicorn + our uvicorn worker) on a free port."""
     port = port or free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "bo1site.asgi:application",
-        "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", f"127.0.0.1:{port}",
-        "--workers", "1", "--graceful-timeout", "5",
+        "--worker-class", "bo1site.server.FairUvicornWorker", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--graceful-timeout", "5",
     ]  # fmt: skip
     process = ManagedProcess("web", argv, stack_env(**env))
 

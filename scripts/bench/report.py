@@ -31,7 +31,36 @@ PACKAGES = (
     "celery",
     "uvloop",
     "httptools",
+    "hiredis",
+    "orjson",
 )
+
+
+# Changes measured on a quieter machine, where the list's figures before them were: 700 req/s
+# unpaced, web CPU 2.0 ms and PostgreSQL 0.59 ms per request, one-client p50 2.65 ms.
+LATER_CHANGES = [
+    "- **Fair accept** (`bo1site/server.py`, the Procfile's worker class): stock uvicorn"
+    " workers take every waiting connection when they wake, and 8 connections opened together"
+    " were split 8/0, 7/1 or 6/2 between the 2 processes in about a third of the runs, which"
+    " capped the list near 400 req/s and sent the paced p50 to 15-21 ms in those runs. The"
+    " worker now takes one connection per wake-up and waits 0.5 ms per connection it holds (at"
+    " most 2 ms) before the next, so an idle worker takes the rest: 4/4 in every measured run.",
+    "- **Hot-entry reads** (`sessions_app/cache.py`, `bo1site/jsoncodec.py`, hiredis and orjson"
+    " pinned): the page's MGET goes to the raw client and is decoded with orjson (the cache"
+    " backend looked up its connection and decoded key by key): 270 -> 75 us per page of 20."
+    " The API renders with orjson, byte for byte what DRF's renderer writes.",
+    "- **Query-string validation** (`sessions_app/api/serializers.py`): DRF deep-copies every"
+    " field of a serializer per instance, which rebuilt the limit/offset validators on each"
+    " request (a tenth of the list's CPU in a GIL-only profile); the query serializers now"
+    " build their fields once per thread.",
+    "- **Content negotiation** (`bo1site/negotiation.py`): requests that accept anything or"
+    " plain JSON get the JSON renderer without parsing the Accept header (3% of the list's CPU).",
+    "- **Health check** (`bo1site/db/base.py`): CONN_HEALTH_CHECKS sent `SELECT 1` before each"
+    " request's first query; a poll of the idle socket answers the same question (a dropped"
+    " connection makes it readable), so a list request makes 3 round trips to PostgreSQL, not 4.",
+    "- Together, on the same data back to back: list 700 -> 880 req/s unpaced, web CPU per"
+    " request 2.0 -> 1.5 ms, PostgreSQL 0.59 -> 0.52 ms, one-client p50 2.65 -> 2.1 ms.",
+]
 
 
 # What was changed in the application to reach these figures, and what each change measured
@@ -60,10 +89,10 @@ CHANGES = [
     "- Together, measured in-process on the same data: CPU per list request 8.1 -> 2.5-3.6 ms;"
     " over HTTP the list went from 42 req/s to 180-450 req/s in full runs at load averages of"
     " 3-5 (the spread is the machine's other load and the worker split, not the code).",
-    "- **uvloop and httptools** (not pinned in requirements/ yet: installed in the venv for"
-    " these runs; uvicorn uses them when present, falls back to asyncio + h11 otherwise):"
-    " back to back on the same data, list 160-225 -> 240-345 req/s, web CPU per request"
-    " 4.0-5.5 -> 3.6-4.7 ms. The Machine section lists what was installed for each run.",
+    "- **uvloop and httptools** (pinned in requirements/base.txt; uvicorn uses them when"
+    " present): back to back on the same data, list 160-225 -> 240-345 req/s, web CPU per"
+    " request 4.0-5.5 -> 3.6-4.7 ms.",
+    *LATER_CHANGES,
 ]
 
 
@@ -409,8 +438,6 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
         f"{m['postgresql_shared_buffers']}), Redis {m['redis']}, {m['wrk']}",
         "- " + ", ".join(f"{k} {m['packages'][k]}" for k in PACKAGES if m["packages"].get(k)),
         "- not installed: " + (", ".join(k for k, v in m["packages"].items() if not v) or "-"),
-        "- uvloop and httptools are not pinned in requirements/ yet; uvicorn uses them when they"
-        " are installed (they were for the runs that list them above) and asyncio + h11 otherwise",
         f"- load average (1 min) before the HTTP runs: {results.get('load_average_start', '-')}; "
         "the machine is shared with other work, so absolute figures move between runs",
         "",
@@ -445,12 +472,13 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
         " requests/s for create and events, 200 for the detail after a flush;",
         "- **1 client**: one connection, one request at a time.",
         "",
-        "A keep-alive connection stays with the worker process that accepted it, so the 8"
-        " connections can be split unevenly between the web server's 2 processes (one process"
-        " has been seen to take all 8, halving what the list could do); the notes under the"
-        " endpoint table give each run's CPU split. The list and the minimal app run in 3"
-        " interleaved rounds and the median round is reported, so a change in the machine's"
-        " other load hits both alike.",
+        "A keep-alive connection stays with the worker process that accepted it. With stock"
+        " uvicorn workers the 8 connections were often split unevenly between the web server's 2"
+        " processes (one process was seen to take all 8, halving what the list could do); the"
+        " web server's worker class (`bo1site/server.py`) now shares a burst of connections"
+        " between the processes, and the notes under the endpoint table give each run's CPU"
+        " split. The list and the minimal app run in 3 interleaved rounds and the median round"
+        " is reported, so a change in the machine's other load hits both alike.",
         "",
         '"CPU per request" is the CPU time (user + system) of the server\'s processes, and of the'
         " PostgreSQL backends serving its connections, during the unpaced run divided by its"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -12,6 +11,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -32,6 +32,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
+
+from bo1site import jsoncodec
 
 from ..cache import REDIS_ERRORS, stream_key
 from ..models import FINISHED_STATUSES, DeliberationSession
@@ -96,8 +98,16 @@ def poll_seconds() -> float:
 def sse_frame(event: dict[str, Any]) -> str:
     """One event in the SSE wire format; its JSON holds no raw newline."""
     event_type = str(event["event_type"]).replace("\r", " ").replace("\n", " ")
-    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    data = jsoncodec.dumps(event).decode()
     return f"id: {event['sequence']}\nevent: {event_type}\ndata: {data}\n\n"
+
+
+class LiveEvent(dict[str, Any]):
+    """An event the hub read from Redis: all its watchers send one frame, rendered once."""
+
+    @cached_property
+    def frame(self) -> str:
+        return sse_frame(self)
 
 
 KEEPALIVE_FRAME = ": keep-alive\n\n"
@@ -236,7 +246,7 @@ class StreamHub:
             newest = started[session_id]
             for _entry_id, fields in entries:
                 try:
-                    event = json.loads(fields["event"])
+                    event = LiveEvent(jsoncodec.loads(fields["event"]))
                     newest = max(newest, int(event["sequence"]))
                 except (KeyError, TypeError, ValueError):
                     # The subscriber sees a gap and reads the event from PostgreSQL.
@@ -354,7 +364,7 @@ class Cursor:
     def frame(self, event: dict[str, Any]) -> str:
         self.last = event["sequence"]
         self.over = event["event_type"] in TERMINAL_EVENTS
-        return sse_frame(event)
+        return event.frame if isinstance(event, LiveEvent) else sse_frame(event)
 
     async def from_database(self) -> AsyncIterator[str]:
         """Everything PostgreSQL has after `last`, page by page, up to a terminal event."""
