@@ -32,8 +32,12 @@ def loads(value: bytes) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of plain values, as json.dumps writes them (keys made strings)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    """Compact UTF-8 JSON of plain values (keys made strings), readable back with `loads`."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # e.g. an integer wider than 64 bits
+        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _STDLIB_MARK + compact.encode()
 
 
 # Datetimes, dates and times go to the fallback encoder too, so they read exactly as before.

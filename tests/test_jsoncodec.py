@@ -241,3 +241,11 @@ def test_module_loads_decodes_bytes_from_either_serializer():
     value = {"n": WIDE, "s": "Café"}
     assert jsoncodec.loads(serializer().dumps(value)) == value
     assert jsoncodec.loads(JSONSerializer({}).dumps({"s": "Café"})) == {"s": "Café"}
+
+
+def test_plain_dumps_keeps_integers_wider_than_64_bits_exact():
+    event = {"sequence": 1, "data": {"n": 2**70, 3: "three"}}
+    encoded = jsoncodec.dumps(event)
+    assert json.loads(encoded) == {"sequence": 1, "data": {"n": 2**70, "3": "three"}}
+    assert jsoncodec.loads(encoded)["data"]["n"] == 2**70
+    assert jsoncodec.dumps({"a": 1}) == b'{"a":1}'

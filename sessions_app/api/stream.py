@@ -98,7 +98,7 @@ def poll_seconds() -> float:
 def sse_frame(event: dict[str, Any]) -> str:
     """One event in the SSE wire format; its JSON holds no raw newline."""
     event_type = str(event["event_type"]).replace("\r", " ").replace("\n", " ")
-    data = jsoncodec.dumps(event).decode()
+    data = jsoncodec.dumps(event).decode().lstrip()
     return f"id: {event['sequence']}\nevent: {event_type}\ndata: {data}\n\n"
 
 
