@@ -17,6 +17,8 @@ from django.db.models import Model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
+from .db.prepared import execute_prepared
+
 
 @cache
 def _token_query(token_model: type[Model]) -> tuple[str, list[str], list[str]]:
@@ -45,7 +47,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
         token_model = self.get_model()
         sql, token_names, user_names = _token_query(token_model)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
+            execute_prepared(cursor, "bo1_token_user", sql, [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

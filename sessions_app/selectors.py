@@ -11,6 +11,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import QuerySet
 
+from bo1site.db.prepared import execute_prepared
+
 from .cache import SessionCache
 from .models import DeliberationSession, SessionCount, SessionEvent, Status
 from .services import event_payload
@@ -118,14 +120,24 @@ def _list_sql(*, by_status: bool) -> tuple[str, str]:
 def _list_page(user_id: Any, status: str | None, limit: int, offset: int) -> list[Any]:
     page, _ = _list_sql(by_status=bool(status))
     with connection.cursor() as cursor:
-        cursor.execute(page, [user_id, *([status] if status else []), limit, offset])
+        execute_prepared(
+            cursor,
+            "bo1_list_page_by_status" if status else "bo1_list_page",
+            page,
+            [user_id, *([status] if status else []), limit, offset],
+        )
         return [ListRow(*values) for values in cursor.fetchall()]
 
 
 def _visible_count(user_id: Any, status: str | None) -> int:
     _, count = _list_sql(by_status=bool(status))
     with connection.cursor() as cursor:
-        cursor.execute(count, [user_id, *([status] if status else [])])
+        execute_prepared(
+            cursor,
+            "bo1_list_count_by_status" if status else "bo1_list_count",
+            count,
+            [user_id, *([status] if status else [])],
+        )
         return int(cursor.fetchone()[0])
 
 

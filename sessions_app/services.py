@@ -1,5 +1,6 @@
 """Writes to the session store: PostgreSQL first, then Redis once the transaction commits."""
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -112,8 +113,12 @@ def session_create(
         max_rounds=max_rounds,
         idempotency_key=idempotency_key or None,
     )
+    # Outside a transaction the INSERT is atomic on its own (with the trigger that counts it):
+    # one round trip instead of BEGIN, INSERT, COMMIT. Inside one, a savepoint keeps the
+    # caller's transaction usable when a concurrent retry wins the idempotency key.
+    in_transaction = transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             session.save(force_insert=True)
     except IntegrityError:
         if idempotency_key:  # a concurrent retry won the race: answer with its session

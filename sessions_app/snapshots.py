@@ -80,11 +80,13 @@ def session_snapshot(session: DeliberationSession) -> dict[str, Any]:
 
 
 def session_summary(session: DeliberationSession) -> dict[str, Any]:
-    """One row of the dashboard list."""
-    statement = session.problem_statement
+    """One row of the dashboard list (built for every row of every page, so kept lean)."""
+    created, updated = session.created_at, session.updated_at
+    started, completed = session.started_at, session.completed_at
+    active = session.last_activity_at
     return {
         "id": session.id,
-        "problem_statement": statement[:PROBLEM_PREVIEW_CHARS],
+        "problem_statement": session.problem_statement[:PROBLEM_PREVIEW_CHARS],
         "status": session.status,
         "phase": session.phase,
         "round_number": session.round_number,
@@ -93,11 +95,11 @@ def session_summary(session: DeliberationSession) -> dict[str, Any]:
         "contributions": session.contribution_count,
         "pause_reason": session.pause_reason or None,
         "final_recommendation": session.final_recommendation or None,
-        "created_at": _iso(session.created_at),
-        "updated_at": _iso(session.updated_at),
-        "started_at": _iso(session.started_at),
-        "completed_at": _iso(session.completed_at),
-        "last_activity_at": _iso(session.last_activity_at),
+        "created_at": created.isoformat() if created else None,
+        "updated_at": updated.isoformat() if updated else None,
+        "started_at": started.isoformat() if started else None,
+        "completed_at": completed.isoformat() if completed else None,
+        "last_activity_at": active.isoformat() if active else None,
     }
 
 

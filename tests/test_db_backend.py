@@ -1,12 +1,15 @@
-"""The PostgreSQL backend's health check: a poll of the idle socket instead of `SELECT 1`."""
+"""The PostgreSQL backend: a health check by polling the idle socket instead of `SELECT 1`, and
+statements prepared once per connection."""
 
 import time
 from unittest import mock
 
 import pytest
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from bo1site.db.base import DatabaseWrapper
+from bo1site.db.prepared import _numbered, execute_prepared
 
 
 @pytest.fixture
@@ -61,3 +64,44 @@ def test_a_closed_connection_is_not_quiet(wrapper):
     start_of_request(wrapper)
     wrapper.close_if_health_check_failed()
     assert wrapper.connection is None
+
+
+def prepared_on_server(cursor):
+    cursor.execute("SELECT name FROM pg_prepared_statements")
+    return {name for (name,) in cursor.fetchall()}
+
+
+def test_numbered_placeholders():
+    assert _numbered("a = %s AND b = %s LIMIT %s") == "a = $1 AND b = $2 LIMIT $3"
+    assert _numbered("SELECT 1") == "SELECT 1"
+
+
+def test_a_statement_is_prepared_once_per_connection(wrapper):
+    with wrapper.cursor() as cursor:
+        for n in (1, 2, 3):
+            execute_prepared(cursor, "bo1_test_echo", "SELECT %s::int + %s::int", [n, 10])
+            assert cursor.fetchone() == (n + 10,)
+        assert wrapper.connection.prepared == {"bo1_test_echo"}
+        assert "bo1_test_echo" in prepared_on_server(cursor)
+    # A new connection starts with nothing prepared, and prepares again on first use.
+    wrapper.close()
+    with wrapper.cursor() as cursor:
+        assert "bo1_test_echo" not in prepared_on_server(cursor)
+        execute_prepared(cursor, "bo1_test_echo", "SELECT %s::int + %s::int", [1, 1])
+        assert cursor.fetchone() == (2,)
+
+
+def test_preparing_is_not_counted_as_a_query_of_the_request(wrapper):
+    with CaptureQueriesContext(wrapper) as queries, wrapper.cursor() as cursor:
+        execute_prepared(cursor, "bo1_test_count", "SELECT %s::text", ["x"])
+        assert cursor.fetchone() == ("x",)
+    assert [q["sql"] for q in queries.captured_queries] == ["EXECUTE bo1_test_count('x')"]
+
+
+def test_prepared_statements_can_be_switched_off(wrapper, settings):
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    with wrapper.cursor() as cursor:
+        execute_prepared(cursor, "bo1_test_off", "SELECT %s::int", [7])
+        assert cursor.fetchone() == (7,)
+        assert "bo1_test_off" not in prepared_on_server(cursor)
+    assert wrapper.connection.prepared == set()

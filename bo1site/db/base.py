@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend with a cheaper per-request health check.
+"""Django's PostgreSQL backend with a cheaper per-request health check, and connections that
+remember their prepared statements (bo1site/db/prepared.py).
 
 With CONN_HEALTH_CHECKS, Django sends `SELECT 1` on a persistent connection before its first
 query in each request, so a connection the server has dropped (a restart, an idle timeout, an
@@ -13,11 +14,26 @@ asking the server. Only when something is waiting does the check fall back to Dj
 from __future__ import annotations
 
 import select
+from typing import Any
 
+import psycopg2.extensions
 from django.db.backends.postgresql import base
 
 
+class PreparingConnection(psycopg2.extensions.connection):
+    """psycopg2's connection, remembering which statements are prepared on it (see prepared)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self) -> dict[str, Any]:
+        params = super().get_connection_params()
+        params.setdefault("connection_factory", PreparingConnection)
+        return params
+
     def close_if_health_check_failed(self) -> None:
         if (
             self.connection is not None

@@ -536,6 +536,14 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
             f" {streams['list_during_streams']['p99']:.2f} ms at"
             f" {streams['list_during_streams']['rps']:.0f} req/s",
         ]
+        during = streams.get("cpu_during_list_s")
+        if during:
+            lines.append(
+                f"- CPU used beside the list server during those {during['seconds']} s: the"
+                f" stream process {during['streams']} s, the bench's publisher"
+                f" {during['publisher']} s and its 1,000-stream client {during['client']} s"
+                " (all on the same 2 cores)"
+            )
     delib = results.get("deliberations")
     if delib:
         lines += [

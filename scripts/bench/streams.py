@@ -16,7 +16,7 @@ from .config import ROOT, BenchConfig
 from .http_parts import LIST_PATH, PACED_RATE, load_average
 from .load import run_wrk
 from .seed import WRITER_USER, Seeded
-from .servers import start_web
+from .servers import process_cpu_seconds, start_web
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,14 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
         publisher.stdin.write("go\n")
         publisher.stdin.flush()
         time.sleep(phase)
+        # What else uses the 2 cores while the list is measured: the stream process, and the
+        # bench's own publisher and 1,000-stream client, which run on the same machine.
+        others = {
+            "streams": [web.proc.pid, *web.children()],
+            "publisher": [publisher.pid],
+            "client": [client.pid],
+        }
+        others_before = {name: process_cpu_seconds(pids) for name, pids in others.items()}
         load_before = load_average()
         list_started = time.time()
         # The list budget, measured while the events flow to every stream.
@@ -140,6 +148,10 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
             rate=PACED_RATE,
         )
         list_ended = time.time()
+        others_cpu = {
+            name: round(process_cpu_seconds(pids) - others_before[name], 2)
+            for name, pids in others.items()
+        }
         published = _read_json_line(publisher, "publisher", seconds + 60)
         stream_cpu = web.cpu_seconds() - stream_cpu_before
         assert client.stdin is not None
@@ -181,6 +193,7 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
             1000 * stream_cpu / max(received["events_received"], 1), 3
         ),
         "load_average": load_before,
+        "cpu_during_list_s": {"seconds": round(list_ended - list_started, 1), **others_cpu},
     }
     logger.info(
         "streams: delay p99 %.1f ms alone, %.1f ms with the list; %d/%d deliveries;"
