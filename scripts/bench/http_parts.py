@@ -26,6 +26,8 @@ LIST_PATH = "/api/v1/sessions?limit=20"
 # and cost more, so they are paced at 100 req/s.
 PACED_RATE = 500.0
 PACED_RATES = {"create": 100.0, "events": 100.0, "detail_after_flush": 200.0}
+# Create is also run at these rates, to show how its latency depends on the load.
+CREATE_LOAD_CURVE = (50.0, 200.0, 300.0)
 CREATE_BODY = json.dumps(
     {
         "problem_statement": "Should we move our support team to a four-day week next quarter?",
@@ -306,6 +308,23 @@ def run_create(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> M
         body=CREATE_BODY,
     )
     result.notes.append("POST /api/v1/sessions by one user over 8 connections")
+    # How the latency depends on the offered load: at a low rate each request finds the server's
+    # processes (and PostgreSQL's and Redis's) asleep, and waking them takes a share of it.
+    by_rate = []
+    for rate in CREATE_LOAD_CURVE:
+        settle()
+        run = run_wrk(
+            base,
+            ["/api/v1/sessions"],
+            token=seeded.writer_token,
+            method="POST",
+            body=CREATE_BODY,
+            seconds=config.duration,
+            connections=config.connections,
+            rate=rate,
+        )
+        by_rate.append(f"{run.p50:.2f} ms at {rate:.0f} req/s")
+    result.notes.append("paced p50 by offered load: " + ", ".join(by_rate))
     return result
 
 
