@@ -279,9 +279,16 @@ def session_record_progress(
     if unknown:
         raise ValueError(f"session_record_progress cannot set {sorted(unknown)}")
     with transaction.atomic():
-        session = DeliberationSession.objects.select_for_update().filter(pk=session_id).first()
-        if session is None:
-            raise SessionNotFound(session_id)
+        try:
+            # The engine checkpoint grows with the transcript and is only ever written here,
+            # never read: leave it out of the locked read.
+            session = (
+                DeliberationSession.objects.select_for_update()
+                .defer("checkpoint")
+                .get(pk=session_id)
+            )
+        except DeliberationSession.DoesNotExist:
+            raise SessionNotFound(session_id) from None
         if session.status not in set(require_status):
             return None
         now = timezone.now()

@@ -69,6 +69,10 @@ LATER_CHANGES = [
     " atomic on its own, so it runs without BEGIN and COMMIT (two round trips fewer); the"
     " create serializer builds its fields once per thread. In-process CPU per create 1.44 ->"
     " 1.16 ms.",
+    "- **Progress writes** (`sessions_app/services.py`, what the worker runs for every engine"
+    " step): the locked read of the session leaves out the engine checkpoint, which each step"
+    " writes but never reads and which grows with the transcript; with a 110 KB checkpoint, CPU"
+    " per step 1.86 -> 1.54 ms, wall time 3.07 -> 2.49 ms.",
 ]
 
 

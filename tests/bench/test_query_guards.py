@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from sessions_app import services
 from sessions_app.models import DeliberationSession, SessionEvent, Status
 from tests.factories import SessionFactory, UserFactory
 
@@ -97,6 +98,22 @@ SELECT 'bo1_' || gen_random_uuid(),
        now() - i * interval '1 minute', now()
 FROM generate_series(1, %(rows)s) AS i
 """
+
+
+def test_a_progress_write_leaves_the_checkpoint_out_of_its_locked_read(user):
+    """The checkpoint grows with the transcript; each engine step writes it but never reads it."""
+    session = SessionFactory(user=user, status=Status.RUNNING, checkpoint={"steps": ["x" * 1000]})
+    with CaptureQueriesContext(connection) as captured:
+        services.session_record_progress(
+            session_id=session.id,
+            events=[services.NewEvent("contribution", {"content": "Demand first."})],
+            fields={"checkpoint": {"steps": ["x" * 1000, "y"]}},
+        )
+    locked = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert len(locked) == 1 and '"checkpoint"' not in locked[0], locked
+    session.refresh_from_db()
+    assert session.checkpoint == {"steps": ["x" * 1000, "y"]}
+    assert session.last_sequence == 1
 
 
 @pytest.fixture
