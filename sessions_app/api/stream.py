@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -117,34 +116,55 @@ KEEPALIVE_FRAME = ": keep-alive\n\n"
 
 
 class Subscription:
-    """One open stream's inbox: events the hub read from Redis, and a wake-up flag."""
+    """One open stream's inbox: events the hub read from Redis, and a wake-up flag.
+
+    The stream waits on one bare future with a timer: a thousand streams wake for every event
+    batch, and `asyncio.wait_for` on an `asyncio.Event` costs a task and two more futures per
+    wait.
+    """
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.overflowed = False
         self._events: list[dict[str, Any]] = []
-        self._ready = asyncio.Event()
+        self._ready = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def deliver(self, event: dict[str, Any]) -> None:
         if len(self._events) >= MAX_PENDING:
             self.overflowed = True
         else:
             self._events.append(event)
-        self._ready.set()
+        self.nudge()
 
     def nudge(self) -> None:
-        self._ready.set()
+        self._ready = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self, timeout: float) -> None:
-        if self._ready.is_set() or timeout <= 0:
+        """Until something is delivered or nudged, or `timeout` seconds have passed."""
+        if self._ready or timeout <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def take(self) -> list[dict[str, Any]]:
         events, self._events = self._events, []
-        self._ready.clear()
+        self._ready = False
         return events
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class StreamHub:
