@@ -41,8 +41,7 @@ def dumps(value: Any) -> bytes:
 
 
 # Datetimes, dates and times go to the fallback encoder too, so they read exactly as before.
-_CACHE_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-_API_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 _django_default = DjangoJSONEncoder().default
 _drf_default = DRFJSONEncoder().default
 
@@ -55,7 +54,7 @@ class OrjsonCacheSerializer(BaseSerializer):
 
     def dumps(self, value: Any) -> bytes:
         try:
-            return orjson.dumps(value, default=_django_default, option=_CACHE_OPTIONS)
+            return orjson.dumps(value, default=_django_default, option=_OPTIONS)
         except orjson.JSONEncodeError:  # e.g. an integer wider than 64 bits
             return _STDLIB_MARK + json.dumps(value, cls=DjangoJSONEncoder).encode()
 
@@ -81,7 +80,7 @@ class OrjsonRenderer(JSONRenderer):
         if self.get_indent(accepted_media_type or "", renderer_context or {}):
             return super().render(data, accepted_media_type, renderer_context)
         try:
-            body = orjson.dumps(data, default=_drf_default, option=_API_OPTIONS)
+            body = orjson.dumps(data, default=_drf_default, option=_OPTIONS)
         except orjson.JSONEncodeError:  # e.g. an integer wider than 64 bits: DRF's way, exactly
             return super().render(data, accepted_media_type, renderer_context)
         for raw, escaped in _LINE_SEPARATORS:

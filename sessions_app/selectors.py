@@ -97,7 +97,7 @@ ListRow = namedtuple("ListRow", LIST_FIELDS)  # type: ignore[misc]
 
 
 @cache
-def _list_sql(*, by_status: bool) -> tuple[str, str]:
+def _list_sql(*, by_status: bool) -> dict[str, str]:
     """The page query and the count query; identifiers come from the model, values are params."""
     quote = connection.ops.quote_name
     meta = DeliberationSession._meta
@@ -114,31 +114,24 @@ def _list_sql(*, by_status: bool) -> tuple[str, str]:
     # The exact total, from the per-status counters a trigger keeps (SessionCount).
     counts = quote(SessionCount._meta.db_table)
     count = f"SELECT COALESCE(SUM(count), 0) FROM {counts} WHERE {where}"  # noqa: S608
-    return page, count
+    return {"page": page, "count": count}
+
+
+def _run_list_query(kind: str, user_id: Any, status: str | None, *tail: int) -> list[tuple]:
+    """The list's `page` or `count` query, prepared once per connection (bo1_list_<kind>...)."""
+    sql = _list_sql(by_status=bool(status))[kind]
+    name = f"bo1_list_{kind}_by_status" if status else f"bo1_list_{kind}"
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, name, sql, [user_id, *([status] if status else []), *tail])
+        return cursor.fetchall()
 
 
 def _list_page(user_id: Any, status: str | None, limit: int, offset: int) -> list[Any]:
-    page, _ = _list_sql(by_status=bool(status))
-    with connection.cursor() as cursor:
-        execute_prepared(
-            cursor,
-            "bo1_list_page_by_status" if status else "bo1_list_page",
-            page,
-            [user_id, *([status] if status else []), limit, offset],
-        )
-        return [ListRow(*values) for values in cursor.fetchall()]
+    return [ListRow(*values) for values in _run_list_query("page", user_id, status, limit, offset)]
 
 
 def _visible_count(user_id: Any, status: str | None) -> int:
-    _, count = _list_sql(by_status=bool(status))
-    with connection.cursor() as cursor:
-        execute_prepared(
-            cursor,
-            "bo1_list_count_by_status" if status else "bo1_list_count",
-            count,
-            [user_id, *([status] if status else [])],
-        )
-        return int(cursor.fetchone()[0])
+    return int(_run_list_query("count", user_id, status)[0][0])
 
 
 def session_detail_for_user(*, user: User, session_id: str) -> dict[str, Any] | None:

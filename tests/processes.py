@@ -6,19 +6,16 @@ they write is committed and visible across processes) and the test Redis databas
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import connection
+
+from scripts.processes import ManagedProcess as BaseProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -55,62 +52,12 @@ def stack_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class ManagedProcess:
-    """A child process with its output in a log file, stopped for sure at the end."""
+class ManagedProcess(BaseProcess):
+    """A test's child process, its log in test-artifacts/ under a name no other run uses."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.name = name
-        self.log_path = ARTIFACTS / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: we can signal all its children
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, ready: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-4000:]}")
-            if ready():
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready ({what}) in {timeout}s:\n{self.log()[-4000:]}")
-
-    def kill_hard(self) -> None:
-        """SIGKILL the whole process group: a crash, no cleanup, no acknowledgement."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                self.kill_hard()
-        self._log.close()
-
-    def __enter__(self) -> ManagedProcess:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        log_path = ARTIFACTS / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        super().__init__(name, argv, env, log_path=log_path, cwd=ROOT)
 
 
 def start_worker(name: str = "worker", concurrency: int = 1, **env: str) -> ManagedProcess:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-import signal
 import socket
-import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from ..processes import ManagedProcess
 from .config import ARTIFACTS, ROOT, BenchConfig
 
 logger = logging.getLogger(__name__)
@@ -49,64 +45,15 @@ def procfile_line(name: str) -> str:
     raise SystemExit(f"bench: Procfile has no '{name}:' line")
 
 
-class Server:
-    """A child process (in its own process group) with its output in a log file."""
+class Server(ManagedProcess):
+    """A benchmark server: its log in bench-artifacts/<name>.log, its CPU time measurable."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.name = name
-        self.log_path: Path = ARTIFACTS / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
-            if ready():
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready ({what}) in {timeout}s:\n{self.log()[-3000:]}")
-
-    def children(self) -> list[int]:
-        """The pids of the process group's members other than the leader (e.g. gunicorn workers)."""
-        out = subprocess.run(
-            ["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True, check=False
-        ).stdout
-        return [int(p) for p in out.split() if int(p) != self.proc.pid]
+        super().__init__(name, argv, env, log_path=ARTIFACTS / f"{name}.log", cwd=ROOT)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the leader and its children."""
         return process_cpu_seconds([self.proc.pid, *self.children()])
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 def http_ok(url: str) -> bool:
