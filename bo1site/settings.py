@@ -7,6 +7,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+# The engine is plain Python (no Django): importing it here has no side effects and no cycle.
+from deliberation.engine.providers.base import ROLES as BO1_MODEL_ROLES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -154,15 +157,6 @@ BO1_OFFLINE_LATENCY_MS = env.int("BO1_OFFLINE_LATENCY_MS", default=0)
 BO1_LLM_TIMEOUT = env.float("BO1_LLM_TIMEOUT", default=60.0)
 BO1_LLM_MAX_RETRIES = env.int("BO1_LLM_MAX_RETRIES", default=3)
 # Model names per role (BO1_MODEL_PERSONA, BO1_MODEL_SYNTHESIZER, ...); unset roles use defaults.
-BO1_MODEL_ROLES = (
-    "decomposer",
-    "selector",
-    "persona",
-    "facilitator",
-    "moderator",
-    "voter",
-    "synthesizer",
-)
 BO1_MODELS = {
     role: model
     for role in BO1_MODEL_ROLES

@@ -329,6 +329,17 @@ class Deliberation:
         sub_problem: dict[str, Any] = self._state["sub_problems"][self._current()["index"]]
         return sub_problem
 
+    def _round(self) -> prompts.Round:
+        """The round in progress, as its prompts see it."""
+        current = self._current()
+        return prompts.Round(
+            sub_problem=self._sub_problem(),
+            sub_problem_count=len(self._state["sub_problems"]),
+            number=current["round"],
+            max_rounds=self._max_rounds,
+            contributions=current["contributions"],
+        )
+
     def _board_member(self, code: str) -> dict[str, Any]:
         for persona in self._current()["personas"]:
             if persona["code"] == code:
@@ -467,21 +478,12 @@ class Deliberation:
         round_number = current["round"]
         member = self._board_member(code)
         is_moderator = code in MODERATOR_CODES and code not in self._codes()
-        sub_problem = self._sub_problem()
-        count = len(self._state["sub_problems"])
         if is_moderator:
             completion = self._call(
                 role="moderator",
                 phase="discussion",
                 system=prompts.role_system(member["system_prompt"], self._brief()),
-                prompt=prompts.moderate_prompt(
-                    member,
-                    sub_problem,
-                    count,
-                    round_number,
-                    self._max_rounds,
-                    current["contributions"],
-                ),
+                prompt=prompts.moderate_prompt(member, self._round()),
                 json_mode=False,
             )
         else:
@@ -489,15 +491,7 @@ class Deliberation:
                 role="persona",
                 phase="initial_round" if round_number == 1 else "discussion",
                 system=prompts.persona_system(member, self._brief()),
-                prompt=prompts.contribute_prompt(
-                    member,
-                    sub_problem,
-                    count,
-                    round_number,
-                    self._max_rounds,
-                    current["contributions"],
-                    self._state["results"],
-                ),
+                prompt=prompts.contribute_prompt(member, self._round(), self._state["results"]),
                 json_mode=False,
             )
         content = completion.text.strip() or f"{member['name']} had nothing to add this round."
@@ -535,22 +529,20 @@ class Deliberation:
         )
         self._state["step"] = "facilitate"
 
-    def _step_facilitate(self) -> None:
-        current = self._current()
-        round_number = current["round"]
-        completion = self._call(
+    def _ask_facilitator(self, prompt: str) -> Completion:
+        """The facilitator's call before a round (what next?) and after it (converged yet?)."""
+        return self._call(
             role="facilitator",
             phase="discussion",
             system=prompts.role_system(prompts.FACILITATOR_SYSTEM, self._brief()),
-            prompt=prompts.facilitate_prompt(
-                self._sub_problem(),
-                len(self._state["sub_problems"]),
-                round_number,
-                self._max_rounds,
-                current["contributions"],
-            ),
+            prompt=prompt,
             json_mode=True,
         )
+
+    def _step_facilitate(self) -> None:
+        current = self._current()
+        round_number = current["round"]
+        completion = self._ask_facilitator(prompts.facilitate_prompt(self._round()))
         decision = read_facilitation(completion.text)
         if decision.fell_back:
             logger.warning("Facilitator decision unreadable; the discussion continues")
@@ -578,19 +570,7 @@ class Deliberation:
     def _step_convergence(self) -> None:
         current = self._current()
         round_number = current["round"]
-        completion = self._call(
-            role="facilitator",
-            phase="discussion",
-            system=prompts.role_system(prompts.FACILITATOR_SYSTEM, self._brief()),
-            prompt=prompts.convergence_prompt(
-                self._sub_problem(),
-                len(self._state["sub_problems"]),
-                round_number,
-                self._max_rounds,
-                current["contributions"],
-            ),
-            json_mode=True,
-        )
+        completion = self._ask_facilitator(prompts.convergence_prompt(self._round()))
         reading = read_convergence(completion.text)
         score = reading.score
         if score is None:

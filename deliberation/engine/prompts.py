@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 TASK_DECOMPOSE = "decompose"
@@ -79,8 +80,15 @@ SYNTHESIZER_SYSTEM = (
 )
 
 
-def _rounds(round_number: int, max_rounds: int) -> str:
-    return f"{round_number} of {max_rounds}"
+@dataclass(frozen=True)
+class Round:
+    """Where the discussion of one sub-problem stands: what a round's prompts are written from."""
+
+    sub_problem: dict[str, Any]
+    sub_problem_count: int
+    number: int
+    max_rounds: int
+    contributions: Sequence[dict[str, Any]]
 
 
 def header(task: str, **fields: object) -> str:
@@ -201,16 +209,32 @@ def select_prompt(
     )
 
 
-def contribute_prompt(
-    persona: dict[str, Any],
-    sub_problem: dict[str, Any],
-    count: int,
-    round_number: int,
-    max_rounds: int,
-    contributions: Sequence[dict[str, Any]],
-    results: Sequence[dict[str, Any]],
+def _round_opening(
+    task: str,
+    this_round: Round,
+    results: Sequence[dict[str, Any]] = (),
+    **fields: Any,
 ) -> str:
-    if round_number == 1:
+    """The opening every prompt of a round shares: header, sub-problem, the conclusions on
+    earlier sub-problems when given (the members' prompts give them), discussion so far."""
+    head = header(
+        task,
+        sub_problem=this_round.sub_problem["index"],
+        round=f"{this_round.number} of {this_round.max_rounds}",
+        **fields,
+    )
+    return (
+        f"{head}\n\n"
+        f"{_sub_problem_block(this_round.sub_problem, this_round.sub_problem_count)}\n"
+        f"{earlier_conclusions(results)}\n"
+        f"DISCUSSION SO FAR:\n{transcript(this_round.contributions)}\n\n"
+    )
+
+
+def contribute_prompt(
+    persona: dict[str, Any], this_round: Round, results: Sequence[dict[str, Any]]
+) -> str:
+    if this_round.number == 1:
         instruction = (
             "This is the opening round. Give your initial analysis of the sub-problem from your "
             "expertise: the two or three considerations that matter most, your provisional "
@@ -222,78 +246,24 @@ def contribute_prompt(
             "specific points other members made (name them), refine your position and say "
             "whether you are moving towards agreement. Avoid repeating yourself. 80 to 180 words."
         )
-    head = header(
-        TASK_CONTRIBUTE,
-        sub_problem=sub_problem["index"],
-        round=_rounds(round_number, max_rounds),
-        persona=persona["code"],
-    )
     return (
-        f"{head}\n\n"
-        f"{_sub_problem_block(sub_problem, count)}\n"
-        f"{earlier_conclusions(results)}\n"
-        f"DISCUSSION SO FAR:\n{transcript(contributions)}\n\n"
+        f"{_round_opening(TASK_CONTRIBUTE, this_round, results, persona=persona['code'])}"
         f"You are {persona['name']}, {persona['archetype']}. {instruction}"
     )
 
 
-def _round_context(
-    task: str,
-    sub_problem: dict[str, Any],
-    count: int,
-    round_number: int,
-    max_rounds: int,
-    contributions: Sequence[dict[str, Any]],
-    **fields: Any,
-) -> str:
-    """The opening a moderator and the facilitator share: header, sub-problem, discussion."""
-    head = header(
-        task, sub_problem=sub_problem["index"], round=_rounds(round_number, max_rounds), **fields
-    )
+def moderate_prompt(moderator: dict[str, Any], this_round: Round) -> str:
     return (
-        f"{head}\n\n"
-        f"{_sub_problem_block(sub_problem, count)}\n\n"
-        f"DISCUSSION SO FAR:\n{transcript(contributions)}\n\n"
-    )
-
-
-def moderate_prompt(
-    moderator: dict[str, Any],
-    sub_problem: dict[str, Any],
-    count: int,
-    round_number: int,
-    max_rounds: int,
-    contributions: Sequence[dict[str, Any]],
-) -> str:
-    context = _round_context(
-        TASK_MODERATE,
-        sub_problem,
-        count,
-        round_number,
-        max_rounds,
-        contributions,
-        persona=moderator["code"],
-    )
-    return (
-        f"{context}"
+        f"{_round_opening(TASK_MODERATE, this_round, persona=moderator['code'])}"
         f"You are {moderator['name']}. The facilitator asked you to intervene before this round. "
         "Make your intervention in 60 to 140 words, addressed to the board."
     )
 
 
-def facilitate_prompt(
-    sub_problem: dict[str, Any],
-    count: int,
-    round_number: int,
-    max_rounds: int,
-    contributions: Sequence[dict[str, Any]],
-) -> str:
-    context = _round_context(
-        TASK_FACILITATE, sub_problem, count, round_number, max_rounds, contributions
-    )
+def facilitate_prompt(this_round: Round) -> str:
     return (
-        f"{context}"
-        f"Round {round_number} of at most {max_rounds} is about to begin. "
+        f"{_round_opening(TASK_FACILITATE, this_round)}"
+        f"Round {this_round.number} of at most {this_round.max_rounds} is about to begin. "
         "Decide what happens next:\n"
         '- "continue": the members discuss another round;\n'
         '- "moderator": a moderator intervenes first, then the members discuss. Choose '
@@ -305,19 +275,10 @@ def facilitate_prompt(
     )
 
 
-def convergence_prompt(
-    sub_problem: dict[str, Any],
-    count: int,
-    round_number: int,
-    max_rounds: int,
-    contributions: Sequence[dict[str, Any]],
-) -> str:
-    context = _round_context(
-        TASK_CONVERGENCE, sub_problem, count, round_number, max_rounds, contributions
-    )
+def convergence_prompt(this_round: Round) -> str:
     return (
-        f"{context}"
-        f"Round {round_number} has ended. Rate how far the board has converged on a shared "
+        f"{_round_opening(TASK_CONVERGENCE, this_round)}"
+        f"Round {this_round.number} has ended. Rate how far the board has converged on a shared "
         "recommendation, from 0 (opposed positions) to 1 (full agreement, remaining differences "
         "are only conditions or emphasis).\n"
         f"{_JSON_ONLY} Shape:\n"

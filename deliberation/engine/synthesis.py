@@ -159,17 +159,35 @@ def _default_sections(
     }
 
 
-def _assemble(title: str, order: Sequence[str], sections: dict[str, str], note: str) -> str:
-    parts = [f"# {title}"]
-    if note:
-        parts.append(note)
-    parts += [f"## {name}\n\n{sections[name].strip()}" for name in order]
-    return "\n\n".join(parts) + "\n"
+def _model_sections(model_text: str, allowed: Sequence[str]) -> tuple[dict[str, str], bool]:
+    """The model's sections, and whether it fell back: with fewer than two readable sections,
+    none are kept but its prose, which becomes the executive summary when it is usable."""
+    prelude, sections = split_sections(model_text, allowed)
+    if len(sections) >= 2:
+        return sections, False
+    return ({"Executive summary": prelude} if _is_usable_prose(prelude) else {}), True
 
 
 def _opening(section: str, limit: int = 500) -> str:
     paragraph = re.split(r"\n\s*\n", section.strip(), maxsplit=1)[0]
     return first_sentences(paragraph, limit)
+
+
+def _report(
+    subject: str,
+    order: Sequence[str],
+    sections: dict[str, str],
+    defaults: dict[str, str],
+    fell_back: bool,
+) -> tuple[str, str]:
+    """The Markdown report, each section the model's or else the default, and its recommendation."""
+    merged = {name: sections.get(name) or defaults.get(name, "") for name in order}
+    parts = [f"# Board synthesis: {first_sentences(subject, 120)}"]
+    if fell_back:
+        parts.append(FALLBACK_NOTE)
+    parts += [f"## {name}\n\n{merged[name].strip()}" for name in order]
+    recommendation = _opening(merged["Recommendation"]) or defaults["Recommendation"]
+    return "\n\n".join(parts) + "\n", recommendation
 
 
 def build_synthesis(
@@ -184,21 +202,15 @@ def build_synthesis(
     rounds: int,
 ) -> tuple[str, str, bool]:
     """The sub-problem report, its one-paragraph recommendation, and whether it fell back."""
-    prelude, sections = split_sections(model_text, SYNTHESIS_SECTIONS)
+    sections, fell_back = _model_sections(model_text, SYNTHESIS_SECTIONS)
     defaults = _default_sections(
         sub_problem["goal"], personas, contributions, votes, consensus_level, stop_reason, rounds
     )
-    fell_back = len(sections) < 2
-    if fell_back:
-        sections = {}
-        if _is_usable_prose(prelude):
-            sections["Executive summary"] = prelude
     # The vote table always comes from the recorded votes, never from the model's memory of them.
     sections["Vote breakdown"] = vote_table(votes)
-    merged = {name: sections.get(name) or defaults.get(name, "") for name in SYNTHESIS_SECTIONS}
-    recommendation = _opening(merged["Recommendation"]) or defaults["Recommendation"]
-    title = f"Board synthesis: {first_sentences(sub_problem['goal'], 120)}"
-    document = _assemble(title, SYNTHESIS_SECTIONS, merged, FALLBACK_NOTE if fell_back else "")
+    document, recommendation = _report(
+        sub_problem["goal"], SYNTHESIS_SECTIONS, sections, defaults, fell_back
+    )
     return document, recommendation, fell_back
 
 
@@ -227,12 +239,7 @@ def build_meta_synthesis(
     model_text: str, *, problem_statement: str, results: Sequence[dict[str, Any]]
 ) -> tuple[str, str, list[str], bool]:
     """The whole-problem report, its recommendation, its prioritised actions, and fallback flag."""
-    prelude, sections = split_sections(model_text, META_SECTIONS)
-    fell_back = len(sections) < 2
-    if fell_back:
-        sections = {}
-        if _is_usable_prose(prelude):
-            sections["Executive summary"] = prelude
+    sections, fell_back = _model_sections(model_text, META_SECTIONS)
     actions = _action_items(sections.get("Prioritised actions", ""))[:10]
     if not actions:
         actions = [first_sentences(r["recommendation"], 240) for r in results]
@@ -248,8 +255,7 @@ def build_meta_synthesis(
     }
     sections["Prioritised actions"] = "\n".join(f"{n}. {a}" for n, a in enumerate(actions, 1))
     sections["Sub-problem conclusions"] = _conclusions(results)
-    merged = {name: sections.get(name) or defaults.get(name, "") for name in META_SECTIONS}
-    recommendation = _opening(merged["Recommendation"]) or joined
-    title = f"Board synthesis: {first_sentences(problem_statement, 120)}"
-    document = _assemble(title, META_SECTIONS, merged, FALLBACK_NOTE if fell_back else "")
+    document, recommendation = _report(
+        problem_statement, META_SECTIONS, sections, defaults, fell_back
+    )
     return document, recommendation, actions, fell_back
