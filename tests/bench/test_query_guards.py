@@ -100,8 +100,20 @@ FROM generate_series(1, %(rows)s) AS i
 """
 
 
-def test_a_progress_write_leaves_the_checkpoint_out_of_its_locked_read(user):
+def executed_statement(sql):
+    """The SQL a captured query ran: for `EXECUTE name(...)`, the statement prepared as `name`."""
+    if not sql.startswith("EXECUTE "):
+        return sql
+    name = sql.split()[1].split("(")[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "plain"])
+def test_a_progress_write_leaves_the_checkpoint_out_of_its_locked_read(user, settings, prepared):
     """The checkpoint grows with the transcript; each engine step writes it but never reads it."""
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
     session = SessionFactory(user=user, status=Status.RUNNING, checkpoint={"steps": ["x" * 1000]})
     with CaptureQueriesContext(connection) as captured:
         services.session_record_progress(
@@ -109,8 +121,14 @@ def test_a_progress_write_leaves_the_checkpoint_out_of_its_locked_read(user):
             events=[services.NewEvent("contribution", {"content": "Demand first."})],
             fields={"checkpoint": {"steps": ["x" * 1000, "y"]}},
         )
-    locked = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
-    assert len(locked) == 1 and '"checkpoint"' not in locked[0], locked
+    statements = [
+        executed_statement(q["sql"])
+        for q in captured.captured_queries
+        if "SAVEPOINT" not in q["sql"]  # the test's own transaction nests this one
+    ]
+    locked = [sql for sql in statements if "FOR UPDATE" in sql]
+    assert len(locked) == 1 and '"checkpoint"' not in locked[0], statements
+    assert len(statements) == 3  # the locked read, the event, the row's update
     session.refresh_from_db()
     assert session.checkpoint == {"steps": ["x" * 1000, "y"]}
     assert session.last_sequence == 1

@@ -25,6 +25,7 @@ from sessions_app.services import (
     session_transition,
 )
 from sessions_app.signals import session_status_changed
+from sessions_app.snapshots import session_snapshot
 from tests.factories import SessionFactory, UserFactory
 
 STATEMENT = "Should we open a second office in Porto next year?"
@@ -463,6 +464,33 @@ def test_progress_publishes_the_events_and_the_entry_after_commit(
     assert SessionCache.get(session.id)["contributions"] == 1
     stream = SessionCache.keys_for(session.id)
     assert any(key.endswith(":stream") for key in stream)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "plain"])
+def test_the_entry_a_progress_step_writes_is_the_row_as_the_orm_reads_it(
+    user, django_capture_on_commit_callbacks, settings, prepared
+):
+    """The locked read builds the row from raw columns: every kind of field must come back as the
+    ORM's own read gives it (JSON decoded, Decimal, aware datetimes, nulls)."""
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    session = SessionFactory(
+        user=user,
+        status=Status.RUNNING,
+        problem_context={"budget": 12.5, "regions": ["EU", "US"]},
+        personas=[{"code": "cfo", "name": "Maria Santos"}],
+        costs_by_phase={"discussion": "0.120000"},
+        error={"kind": "none", "detail": None},
+        cost_limit=Decimal("2.500000"),
+        total_cost=Decimal("0.125000"),
+        clarification_question="Which market first?",
+        checkpoint={"steps": ["x" * 100]},
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        session_record_progress(session_id=session.id, events=[NewEvent("contribution")])
+    read_back = DeliberationSession.objects.get(pk=session.id)
+    assert SessionCache.get(session.id) == session_snapshot(read_back)
+    assert read_back.checkpoint == {"steps": ["x" * 100]}
 
 
 @pytest.mark.django_db
