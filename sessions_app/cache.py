@@ -142,13 +142,19 @@ class EventStream:
     """A session's live event stream: what the SSE endpoint follows."""
 
     @staticmethod
-    def append(session_id: str, events: Iterable[dict[str, Any]]) -> None:
+    def append(
+        session_id: str, events: Iterable[dict[str, Any]], entry: dict[str, Any] | None = None
+    ) -> None:
+        """Add events to the stream and, given `entry`, rewrite the hot entry after them.
+
+        Both go in one pipeline: a deliberation step costs one Redis round trip, not two.
+        """
         events = list(events)
-        if not events:
+        if not events and entry is None:
             return
         key = stream_key(session_id)
+        pipe = redis_client().pipeline(transaction=False)
         try:
-            pipe = redis_client().pipeline(transaction=False)
             for event in events:
                 pipe.xadd(
                     key,
@@ -157,7 +163,23 @@ class EventStream:
                     maxlen=STREAM_MAXLEN,
                     approximate=True,
                 )
-            pipe.expire(key, int(settings.SESSION_CACHE_TTL))
-            pipe.execute(raise_on_error=False)
+            if events:
+                pipe.expire(key, int(settings.SESSION_CACHE_TTL))
+            if entry is not None:
+                # The same key and bytes as SessionCache.set writes through the cache backend.
+                backend = caches["default"]
+                pipe.set(
+                    backend.make_key(entry_key(session_id)),
+                    backend.client.encode(entry),  # type: ignore[attr-defined]
+                    ex=SessionCache.ttl_seconds(),
+                )
+            replies: list[Any] = pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
-            logger.warning("Redis stream write skipped for session %s: %s", session_id, exc)
+            replies = [exc] * (len(events) + bool(events) + (entry is not None))
+        split = len(replies) - (entry is not None)
+        stream_replies, entry_replies = replies[:split], replies[split:]
+        failed = [reply for reply in stream_replies if isinstance(reply, Exception)]
+        if failed:
+            logger.warning("Redis stream write skipped for session %s: %s", session_id, failed[0])
+        if any(isinstance(reply, Exception) for reply in entry_replies):
+            logger.warning("Redis write skipped for session %s", session_id)

@@ -190,9 +190,7 @@ def _after_commit_publish(
     payload = [event_payload(row) for row in rows]
 
     def publish() -> None:
-        EventStream.append(session.id, payload)
-        if snapshot is not None:
-            SessionCache.set(session.id, snapshot)
+        EventStream.append(session.id, payload, entry=snapshot)
 
     transaction.on_commit(publish)
 

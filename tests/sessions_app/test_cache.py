@@ -6,7 +6,7 @@ import logging
 import pytest
 from django.conf import settings
 
-from sessions_app.cache import EventStream, SessionCache, entry_key
+from sessions_app.cache import EventStream, SessionCache, entry_key, stream_key
 from sessions_app.models import DeliberationSession, Status
 from sessions_app.selectors import session_detail_for_user, session_list_for_user
 from sessions_app.services import (
@@ -150,3 +150,33 @@ def test_with_redis_down_the_api_still_creates_lists_and_shows_sessions(
     detail = api.get(f"/api/v1/sessions/{session_id}")
     assert detail.status_code == 200 and detail.json()["problem_statement"] == STATEMENT
     assert api.get("/api/health/redis").status_code == 503
+
+
+def test_a_step_writes_its_events_and_its_entry_in_one_pipeline(user, clean_redis):
+    session = SessionFactory(user=user)
+    calls_before = clean_redis.info("commandstats")
+    EventStream.append(session.id, [{"sequence": 1}, {"sequence": 2}], entry={"id": session.id})
+    calls = clean_redis.info("commandstats")
+
+    def count(command):
+        return calls.get(f"cmdstat_{command}", {}).get("calls", 0) - calls_before.get(
+            f"cmdstat_{command}", {}
+        ).get("calls", 0)
+
+    assert (count("xadd"), count("expire"), count("set")) == (2, 1, 1)
+    assert SessionCache.get(session.id) == {"id": session.id}  # readable through the cache
+    assert 0 < SessionCache.ttl(session.id) <= settings.SESSION_CACHE_TTL
+    assert [s for s, _ in clean_redis.xrange(stream_key(session.id))] == [b"1-0", b"2-0"]
+
+
+def test_an_entry_without_events_leaves_the_stream_alone(user, clean_redis):
+    session = SessionFactory(user=user)
+    EventStream.append(session.id, [], entry={"id": session.id, "status": "running"})
+    assert SessionCache.get(session.id)["status"] == "running"
+    assert not clean_redis.exists(stream_key(session.id))
+
+
+def test_with_redis_down_a_step_logs_both_skipped_writes(user, redis_down, caplog):
+    EventStream.append("bo1_x", [{"sequence": 1}], entry={"id": "bo1_x"})
+    assert "Redis stream write skipped for session bo1_x" in caplog.text
+    assert "Redis write skipped for session bo1_x" in caplog.text
