@@ -118,7 +118,7 @@ def run_http(config: BenchConfig, seeded: Seeded, results: dict[str, Any]) -> No
         if config.wants("events"):
             http["events"] = http_parts.run_events(config, seeded, base, web).as_dict()
         if config.wants("streams"):
-            results["streams"] = run_streams(config, seeded, base)
+            results["streams"] = run_streams(config, seeded, base, web)
         if config.wants("deliberations"):
             results["deliberations"] = run_deliberations(config, seeded, base)
     finally:

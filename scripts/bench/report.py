@@ -551,11 +551,17 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
         ]
         during = streams.get("cpu_during_list_s")
         if during:
+            own = f" the list's own server {during['list_web']} s," if "list_web" in during else ""
             lines.append(
-                f"- CPU used beside the list server during those {during['seconds']} s: the"
-                f" stream process {during['streams']} s, the bench's publisher"
-                f" {during['publisher']} s and its 1,000-stream client {during['client']} s"
-                " (all on the same 2 cores)"
+                f"- CPU used while the list was measured ({during['seconds']} s on 2 cores):"
+                + own
+                + f" the stream process {during['streams']} s, the bench's publisher"
+                f" {during['publisher']} s, its 1,000-stream client {during['client']} s"
+                + (
+                    f", PostgreSQL {during['postgres']} s and Redis {during['redis']} s"
+                    if "postgres" in during
+                    else ""
+                )
             )
     delib = results.get("deliberations")
     if delib:

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg2
 
 from .config import ROOT, BenchConfig
 from .http_parts import LIST_PATH, PACED_RATE, load_average
 from .load import run_wrk
 from .seed import WRITER_USER, Seeded
-from .servers import process_cpu_seconds, start_web
+from .servers import Server, process_cpu_seconds, start_web
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,21 @@ def _forget(config: BenchConfig, ids: list[str]) -> None:
         conn.close()
 
 
-def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str, Any]:
+def store_pids() -> dict[str, list[int]]:
+    """The machine's PostgreSQL and Redis server processes (every backend and helper)."""
+    found: dict[str, list[int]] = {"postgres": [], "redis": []}
+    for proc in psutil.process_iter(["name"]):
+        name = proc.info["name"] or ""
+        if name.startswith("postgres"):
+            found["postgres"].append(proc.pid)
+        elif name.startswith("redis-server"):
+            found["redis"].append(proc.pid)
+    return found
+
+
+def run_streams(
+    config: BenchConfig, seeded: Seeded, list_base: str, list_web: Server
+) -> dict[str, Any]:
     """Open the streams on a one-process web server, publish, re-measure the list meanwhile."""
     streams = config.streams
     # Events flow for two phases: the streams alone, then with the list measured at 500 req/s.
@@ -128,12 +143,14 @@ def run_streams(config: BenchConfig, seeded: Seeded, list_base: str) -> dict[str
         publisher.stdin.write("go\n")
         publisher.stdin.flush()
         time.sleep(phase)
-        # What else uses the 2 cores while the list is measured: the stream process, and the
-        # bench's own publisher and 1,000-stream client, which run on the same machine.
+        # Where the 2 cores go while the list is measured: the list's own server, the stream
+        # process, the bench's publisher and 1,000-stream client, and the two stores.
         others = {
+            "list_web": [list_web.proc.pid, *list_web.children()],
             "streams": [web.proc.pid, *web.children()],
             "publisher": [publisher.pid],
             "client": [client.pid],
+            **store_pids(),
         }
         others_before = {name: process_cpu_seconds(pids) for name, pids in others.items()}
         load_before = load_average()
