@@ -391,10 +391,14 @@ def reset_run_data(conn: Any) -> None:
         cursor.execute("DELETE FROM sessions WHERE user_id = ANY(%s)", [ids])
         deleted = cursor.rowcount
     if deleted:
+        # Vacuum what the deletes (and the earlier run's writes) left dead, as autovacuum would:
+        # the machine's PostgreSQL may run without it (this one has autovacuum = off), and runs
+        # must not drift as dead rows pile up. session_counts gets one dead row version per
+        # session created or deleted, from its trigger.
         conn.autocommit = True
         with conn.cursor() as cursor:
-            cursor.execute("VACUUM (ANALYZE) sessions")
-            cursor.execute("VACUUM (ANALYZE) session_events")
+            for table in ("sessions", "session_events", "session_counts"):
+                cursor.execute(f"VACUUM (ANALYZE) {table}")
         conn.autocommit = False
 
 
