@@ -147,6 +147,8 @@ def machine(config: BenchConfig) -> dict[str, Any]:
         postgres = cursor.fetchone()[0]
         cursor.execute("SHOW shared_buffers")
         shared_buffers = cursor.fetchone()[0]
+        cursor.execute("SHOW autovacuum")
+        autovacuum = cursor.fetchone()[0]
     conn.close()
     wrk = shutil.which("wrk")
     wrk_version = ""
@@ -163,6 +165,7 @@ def machine(config: BenchConfig) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgresql": postgres,
         "postgresql_shared_buffers": shared_buffers,
+        "postgresql_autovacuum": autovacuum,
         "redis": redis.Redis.from_url(config.redis_url).info("server")["redis_version"],
         "wrk": wrk_version,
         "packages": versions,
@@ -388,6 +391,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "create_p50_paced_ms": pick("create", "paced", "p50"),
         "streams_p99_alone_ms": (streams.get("delay_streams_alone_ms") or {}).get("p99"),
         "streams_p99_with_list_ms": (streams.get("delay_with_list_ms") or {}).get("p99"),
+        "list_p50_with_streams_ms": (streams.get("list_during_streams") or {}).get("p50"),
         "deliberations_completed": (delib.get("statuses") or {}).get("completed"),
         "deliberation_problems": delib.get("problem_count"),
     }
@@ -407,8 +411,8 @@ def _history_table(directory: Path) -> list[str]:
         "",
         "| finished | load | list req/s | list p50 @500 | list web CPU | minimal req/s "
         "| minimal p50 @500 | detail p50 @500 | create p50 @100 | streams p99 alone / with list "
-        "| deliberations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| list p50 @500 with streams | deliberations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         lines.append(
@@ -426,6 +430,7 @@ def _history_table(directory: Path) -> list[str]:
                     cell(run.get("create_p50_paced_ms")),
                     f"{cell(run.get('streams_p99_alone_ms'))} / "
                     f"{cell(run.get('streams_p99_with_list_ms'))}",
+                    cell(run.get("list_p50_with_streams_ms")),
                     f"{cell(run.get('deliberations_completed'))} done, "
                     f"{cell(run.get('deliberation_problems'))} problems",
                 ]
@@ -458,7 +463,12 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
         "",
         f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}",
         f"- Python {m['python']}, PostgreSQL {m['postgresql']} (shared_buffers "
-        f"{m['postgresql_shared_buffers']}), Redis {m['redis']}, {m['wrk']}",
+        f"{m['postgresql_shared_buffers']}"
+        + {
+            "off": ", autovacuum off: each run first vacuums what the previous one wrote",
+            "on": ", autovacuum on",
+        }.get(m.get("postgresql_autovacuum", ""), "")
+        + f"), Redis {m['redis']}, {m['wrk']}",
         "- " + ", ".join(f"{k} {m['packages'][k]}" for k in PACKAGES if m["packages"].get(k)),
         "- not installed: " + (", ".join(k for k, v in m["packages"].items() if not v) or "-"),
         f"- load average (1 min) before the HTTP runs: {results.get('load_average_start', '-')}; "
