@@ -165,6 +165,10 @@ def run_streams(
             rate=PACED_RATE,
         )
         list_ended = time.time()
+        # A PostgreSQL backend opened during the run (a web thread's first query) is counted
+        # whole: it did not exist when the run started.
+        for name, pids in store_pids().items():
+            others[name] = sorted(set(others[name]) | set(pids))
         others_cpu = {
             name: round(process_cpu_seconds(pids) - others_before[name], 2)
             for name, pids in others.items()
