@@ -46,6 +46,8 @@ class Measured:
     paced: LoadResult | None = None
     single: LoadResult | None = None
     cpu_ms_per_request: float | None = None
+    # The web processes' CPU per request in the paced run (caches are colder at a low rate).
+    paced_cpu_ms_per_request: float | None = None
     # PostgreSQL's share: the CPU of the server's database connections (they persist).
     db_cpu_ms_per_request: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -57,6 +59,7 @@ class Measured:
             "paced": self.paced.as_dict() if self.paced else None,
             "single": self.single.as_dict() if self.single else None,
             "cpu_ms_per_request": self.cpu_ms_per_request,
+            "paced_cpu_ms_per_request": self.paced_cpu_ms_per_request,
             "db_cpu_ms_per_request": self.db_cpu_ms_per_request,
             "notes": self.notes,
         }
@@ -107,7 +110,7 @@ def measure_together(
     # How the server's worker processes shared the work: keep-alive connections stay with the
     # process that accepted them, and the 8 may be split unevenly between processes.
     shares: dict[str, list[str]] = {t.name: [] for t in targets}
-    paced: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
+    paced: dict[str, list[tuple[LoadResult, float]]] = {t.name: [] for t in targets}
     for _ in range(rounds):
         for target in targets:
             cpu_before = target.server.cpu_seconds() if target.server else 0.0
@@ -126,12 +129,17 @@ def measure_together(
                 shares[target.name].append("/".join(f"{100 * u / sum(used):.0f}" for u in used))
         for target in targets:
             rate = PACED_RATES.get(target.name, PACED_RATE)
-            paced[target.name].append(target.run(config, rate=rate))
+            cpu_before = target.server.cpu_seconds() if target.server else 0.0
+            run = target.run(config, rate=rate)
+            cpu = target.server.cpu_seconds() - cpu_before if target.server else 0.0
+            paced[target.name].append((run, cpu))
     results = []
     for target in targets:
         saturated, cpu, db_cpu = _median(unpaced[target.name], key=lambda r: r[0].rps)
         result = Measured(name=target.name, saturated=saturated)
-        result.paced = _median(paced[target.name], key=lambda r: r.p50)
+        result.paced, paced_cpu = _median(paced[target.name], key=lambda r: r[0].p50)
+        if target.server and result.paced.requests:
+            result.paced_cpu_ms_per_request = round(1000 * paced_cpu / result.paced.requests, 3)
         if target.server and saturated.requests:
             result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
             result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
@@ -145,7 +153,7 @@ def measure_together(
                 f"median of {rounds} interleaved rounds; unpaced req/s "
                 + ", ".join(f"{r[0].rps:.0f}" for r in unpaced[target.name])
                 + "; paced p50 "
-                + ", ".join(f"{r.p50:.2f}" for r in paced[target.name])
+                + ", ".join(f"{r[0].p50:.2f}" for r in paced[target.name])
                 + " ms"
             )
         if single and not config.quick:
@@ -154,7 +162,7 @@ def measure_together(
             )
         for run_name, runs in (
             ("unpaced", [r[0] for r in unpaced[target.name]]),
-            ("paced", paced[target.name]),
+            ("paced", [r[0] for r in paced[target.name]]),
             ("1 client", [result.single] if result.single else []),
         ):
             errors = sum(r.errors for r in runs)
@@ -310,9 +318,11 @@ def run_create(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> M
     result.notes.append("POST /api/v1/sessions by one user over 8 connections")
     # How the latency depends on the offered load: at a low rate each request finds the server's
     # processes (and PostgreSQL's and Redis's) asleep, and waking them takes a share of it.
+    # The web processes' CPU per create too: it is higher at a low rate than when busy.
     by_rate = []
     for rate in CREATE_LOAD_CURVE:
         settle()
+        cpu_before = server.cpu_seconds()
         run = run_wrk(
             base,
             ["/api/v1/sessions"],
@@ -323,8 +333,9 @@ def run_create(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> M
             connections=config.connections,
             rate=rate,
         )
-        by_rate.append(f"{run.p50:.2f} ms at {rate:.0f} req/s")
-    result.notes.append("paced p50 by offered load: " + ", ".join(by_rate))
+        cpu = 1000 * (server.cpu_seconds() - cpu_before) / max(run.requests, 1)
+        by_rate.append(f"{run.p50:.2f} ms ({cpu:.2f} ms web CPU) at {rate:.0f} req/s")
+    result.notes.append("paced p50 (and web CPU per create) by offered load: " + ", ".join(by_rate))
     return result
 
 

@@ -343,8 +343,8 @@ def _in_order(http: dict[str, Any]) -> list[tuple[str, Any]]:
 def _endpoint_table(http: dict[str, Any]) -> list[str]:
     lines = [
         "| endpoint | unpaced req/s | unpaced p50 / p95 / p99 | paced rate | paced p50 / p95 / p99 "
-        "| 1 client p50 | CPU per request: web / PostgreSQL |",
-        "|---|---|---|---|---|---|---|",
+        "| 1 client p50 | CPU per request unpaced: web / PostgreSQL | web CPU per request paced |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in _in_order(http):
         s, p, one = m["saturated"], m.get("paced"), m.get("single")
@@ -360,6 +360,11 @@ def _endpoint_table(http: dict[str, Any]) -> list[str]:
                 f"{m['cpu_ms_per_request']:.2f} / {m.get('db_cpu_ms_per_request') or 0:.2f} ms |"
                 if m.get("cpu_ms_per_request")
                 else "- |"
+            )
+            + (
+                f" {m['paced_cpu_ms_per_request']:.2f} ms |"
+                if m.get("paced_cpu_ms_per_request")
+                else " - |"
             )
         )
     return lines
