@@ -1,12 +1,13 @@
-"""Server-side prepared statements for the queries every request runs.
+"""Server-side prepared statements for the queries every request (or engine step) runs.
 
 PostgreSQL parses and plans a plain statement each time it receives it; for the small queries
-of the hot paths (the token lookup, the list's page and count) that was about half of their
-server CPU (the three together: 380 -> 230 us per list request, 630 -> 460 us of latency in one
-measurement). Such a query is prepared once per connection (`PREPARE name AS ...`, sent on the
-raw connection so it is not counted as one of the request's queries) and then run with
-`EXECUTE name(...)`. The names prepared on a connection live on the connection object itself
-(bo1site.db.base.PreparingConnection), so a new connection prepares again.
+of the hot paths (the token lookup, the list's page and count, the locked read of each
+deliberation step) that was about half of their server CPU (the list's three together: 380 ->
+230 us per request, 630 -> 460 us of latency in one measurement). Such a query is prepared
+once per connection (`PREPARE name AS ...`, sent on the raw connection so it is not counted as
+one of the request's queries) and then run with `EXECUTE name(...)`. The names prepared on a
+connection live on the connection object itself (bo1site.db.base.PreparingConnection), so a new
+connection prepares again.
 
 Prepared statements belong to a server session: behind a pooler that hands each transaction
 to another server connection (PgBouncer in transaction mode), set DATABASE_PREPARED_STATEMENTS=0.
