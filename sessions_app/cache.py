@@ -92,6 +92,16 @@ class SessionCache:
         return stored
 
     @classmethod
+    def queue_set(cls, pipe: Any, session_id: str, snapshot: dict[str, Any]) -> None:
+        """Add `set` of the entry to a raw redis-py pipeline: the same key, bytes and TTL."""
+        backend = caches["default"]
+        pipe.set(
+            backend.make_key(entry_key(session_id)),
+            backend.client.encode(snapshot),  # type: ignore[attr-defined]
+            ex=cls.ttl_seconds(),
+        )
+
+    @classmethod
     def add(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
         """Write the entry only when there is none, so a refill never overwrites a fresher one."""
         return bool(cache.add(entry_key(session_id), snapshot, timeout=cls.ttl_seconds()))
@@ -166,13 +176,7 @@ class EventStream:
             if events:
                 pipe.expire(key, int(settings.SESSION_CACHE_TTL))
             if entry is not None:
-                # The same key and bytes as SessionCache.set writes through the cache backend.
-                backend = caches["default"]
-                pipe.set(
-                    backend.make_key(entry_key(session_id)),
-                    backend.client.encode(entry),  # type: ignore[attr-defined]
-                    ex=SessionCache.ttl_seconds(),
-                )
+                SessionCache.queue_set(pipe, session_id, entry)
             replies: list[Any] = pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
             replies = [exc] * (len(events) + bool(events) + (entry is not None))

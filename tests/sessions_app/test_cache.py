@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+import redis
 from django.conf import settings
 
 from sessions_app.cache import EventStream, SessionCache, entry_key, stream_key
@@ -152,11 +153,21 @@ def test_with_redis_down_the_api_still_creates_lists_and_shows_sessions(
     assert api.get("/api/health/redis").status_code == 503
 
 
-def test_a_step_writes_its_events_and_its_entry_in_one_pipeline(user, clean_redis):
+def test_a_step_writes_its_events_and_its_entry_in_one_round_trip(user, clean_redis, monkeypatch):
     session = SessionFactory(user=user)
+    sends = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(connection, command, *args, **kwargs):
+        sends.append(command)
+        return send(connection, command, *args, **kwargs)
+
     calls_before = clean_redis.info("commandstats")
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
     EventStream.append(session.id, [{"sequence": 1}, {"sequence": 2}], entry={"id": session.id})
+    monkeypatch.undo()
     calls = clean_redis.info("commandstats")
+    assert len(sends) == 1  # one write to Redis, then one read of the replies
 
     def count(command):
         return calls.get(f"cmdstat_{command}", {}).get("calls", 0) - calls_before.get(
