@@ -580,13 +580,20 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
             f" {streams['stream_cpu_ms_per_delivery']} ms per delivered event",
             f"- list meanwhile: p50 {streams['list_during_streams']['p50']:.2f} ms, p99"
             f" {streams['list_during_streams']['p99']:.2f} ms at"
-            f" {streams['list_during_streams']['rps']:.0f} req/s",
+            f" {streams['list_during_streams']['rps']:.0f} req/s"
+            + (
+                f" (the median of {len(streams['list_during_streams_p50s'])} runs back to back,"
+                f" whose p50s were {', '.join(map(str, streams['list_during_streams_p50s']))} ms)"
+                if len(streams.get("list_during_streams_p50s", [])) > 1
+                else ""
+            ),
         ]
         during = streams.get("cpu_during_list_s")
         if during:
             own = f" the list's own server {during['list_web']} s," if "list_web" in during else ""
             lines.append(
-                f"- CPU used while the list was measured ({during['seconds']} s on 2 cores):"
+                f"- CPU used while the list was measured ({during['seconds']} s on 2 cores, so"
+                f" {2 * during['seconds']:g} CPU-seconds in all):"
                 + own
                 + f" the stream process {during['streams']} s, the bench's publisher"
                 f" {during['publisher']} s, its 1,000-stream client {during['client']} s"
