@@ -179,11 +179,15 @@ class EventStream:
                 SessionCache.queue_set(pipe, session_id, entry)
             replies: list[Any] = pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
-            replies = [exc] * (len(events) + bool(events) + (entry is not None))
-        split = len(replies) - (entry is not None)
-        stream_replies, entry_replies = replies[:split], replies[split:]
-        failed = [reply for reply in stream_replies if isinstance(reply, Exception)]
-        if failed:
-            logger.warning("Redis stream write skipped for session %s: %s", session_id, failed[0])
-        if any(isinstance(reply, Exception) for reply in entry_replies):
+            stream_error = exc if events else None
+            entry_error = exc if entry is not None else None
+        else:
+            entry_reply = replies.pop() if entry is not None else None
+            stream_error = next((r for r in replies if isinstance(r, Exception)), None)
+            entry_error = entry_reply if isinstance(entry_reply, Exception) else None
+        if stream_error is not None:
+            logger.warning(
+                "Redis stream write skipped for session %s: %s", session_id, stream_error
+            )
+        if entry_error is not None:
             logger.warning("Redis write skipped for session %s", session_id)

@@ -90,8 +90,16 @@ class Target:
         )
 
 
-def _median(runs: list[Any], key: Any) -> Any:
+def median(runs: list[Any], key: Any) -> Any:
+    """The middle run by `key` (the upper one of an even count)."""
     return sorted(runs, key=key)[len(runs) // 2]
+
+
+def with_cpu(server: Any, run: Any) -> tuple[Any, float]:
+    """`run()`'s result and the CPU seconds the server's processes used meanwhile."""
+    before = server.cpu_seconds() if server else 0.0
+    result = run()
+    return result, (server.cpu_seconds() - before if server else 0.0)
 
 
 def measure_together(
@@ -113,12 +121,10 @@ def measure_together(
     paced: dict[str, list[tuple[LoadResult, float]]] = {t.name: [] for t in targets}
     for _ in range(rounds):
         for target in targets:
-            cpu_before = target.server.cpu_seconds() if target.server else 0.0
             workers = target.server.children() if target.server else []
             worker_before = [process_cpu_seconds([pid]) for pid in workers]
             db_before = process_cpu_seconds(backends)
-            run = target.run(config)
-            cpu = target.server.cpu_seconds() - cpu_before if target.server else 0.0
+            run, cpu = with_cpu(target.server, lambda t=target: t.run(config))
             db_cpu = process_cpu_seconds(backends) - db_before
             unpaced[target.name].append((run, cpu, db_cpu))
             used = [
@@ -129,15 +135,14 @@ def measure_together(
                 shares[target.name].append("/".join(f"{100 * u / sum(used):.0f}" for u in used))
         for target in targets:
             rate = PACED_RATES.get(target.name, PACED_RATE)
-            cpu_before = target.server.cpu_seconds() if target.server else 0.0
-            run = target.run(config, rate=rate)
-            cpu = target.server.cpu_seconds() - cpu_before if target.server else 0.0
-            paced[target.name].append((run, cpu))
+            paced[target.name].append(
+                with_cpu(target.server, lambda t=target, r=rate: t.run(config, rate=r))
+            )
     results = []
     for target in targets:
-        saturated, cpu, db_cpu = _median(unpaced[target.name], key=lambda r: r[0].rps)
+        saturated, cpu, db_cpu = median(unpaced[target.name], key=lambda r: r[0].rps)
         result = Measured(name=target.name, saturated=saturated)
-        result.paced, paced_cpu = _median(paced[target.name], key=lambda r: r[0].p50)
+        result.paced, paced_cpu = median(paced[target.name], key=lambda r: r[0].p50)
         if target.server and result.paced.requests:
             result.paced_cpu_ms_per_request = round(1000 * paced_cpu / result.paced.requests, 3)
         if target.server and saturated.requests:
@@ -322,19 +327,21 @@ def run_create(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> M
     by_rate = []
     for rate in CREATE_LOAD_CURVE:
         settle()
-        cpu_before = server.cpu_seconds()
-        run = run_wrk(
-            base,
-            ["/api/v1/sessions"],
-            token=seeded.writer_token,
-            method="POST",
-            body=CREATE_BODY,
-            seconds=config.duration,
-            connections=config.connections,
-            rate=rate,
+        run, cpu = with_cpu(
+            server,
+            lambda r=rate: run_wrk(
+                base,
+                ["/api/v1/sessions"],
+                token=seeded.writer_token,
+                method="POST",
+                body=CREATE_BODY,
+                seconds=config.duration,
+                connections=config.connections,
+                rate=r,
+            ),
         )
-        cpu = 1000 * (server.cpu_seconds() - cpu_before) / max(run.requests, 1)
-        by_rate.append(f"{run.p50:.2f} ms ({cpu:.2f} ms web CPU) at {rate:.0f} req/s")
+        per_create = 1000 * cpu / max(run.requests, 1)
+        by_rate.append(f"{run.p50:.2f} ms ({per_create:.2f} ms web CPU) at {rate:.0f} req/s")
     result.notes.append("paced p50 (and web CPU per create) by offered load: " + ", ".join(by_rate))
     return result
 

@@ -14,7 +14,7 @@ import psutil
 import psycopg2
 
 from .config import ROOT, BenchConfig
-from .http_parts import LIST_PATH, PACED_RATE, load_average
+from .http_parts import LIST_PATH, PACED_RATE, load_average, median
 from .load import run_wrk
 from .seed import WRITER_USER, Seeded
 from .servers import Server, process_cpu_seconds, start_web
@@ -172,7 +172,7 @@ def run_streams(
             for _ in range(rounds)
         ]
         list_ended = time.time()
-        list_paced = sorted(list_runs, key=lambda run: run.p50)[len(list_runs) // 2]
+        list_paced = median(list_runs, key=lambda run: run.p50)
         # A PostgreSQL backend opened during the run (a web thread's first query) is counted
         # whole: it did not exist when the run started.
         for name, pids in store_pids().items():
