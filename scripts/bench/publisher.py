@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         mine = ids[t::threads]
         interval = threads / args.rate
         started = time.monotonic()
-        next_at = started
+        # The writers take turns, t/threads of an interval apart, so the events arrive evenly
+        # spread at the total rate rather than `threads` at the same instant.
+        next_at = started + interval * t / threads
         try:
             while time.monotonic() - started < args.seconds:
                 wait = next_at - time.monotonic()

@@ -83,6 +83,17 @@ LATER_CHANGES = [
     " cores with what it measures, and its CPU while the list is measured went 0.61 -> 0.35 s"
     " per 10 s. The streams part now also records the CPU of the list's server and of"
     " PostgreSQL and Redis in that window, so the whole machine's use is on record.",
+    "- **Paced load spread evenly** (`scripts/bench/wrk.lua`, `scripts/bench/publisher.py`):"
+    " wrk's 2 threads each paced their half of the rate on the same schedule, so paced requests"
+    " arrived in pairs at the same instant (the server's log showed two creates in the same"
+    " millisecond every 20 ms at 100 requests/s), and the SSE run's 4 publisher threads wrote"
+    " their events in bursts of 4. Each thread now takes its turn on one grid of the shared"
+    " clock (`tests/bench/test_load_generator.py` checks the spacing). A create whose twin"
+    " arrives with it shares the 2 cores with it: on the same data, create p50 at 100"
+    " requests/s went 3.6-4.8 ms (16 runs of 10 s) -> 3.0-3.3 ms (6 runs), and in full runs"
+    " 5.1-5.6 -> 3.1 ms; the list's p50 at 500 requests/s 2.6-3.4 -> 2.2 ms, the minimal"
+    " app's 1.6-1.9 -> 1.4 ms. Runs in the table below before 2026-11-25 21:00 UTC were"
+    " measured with paired arrivals.",
 ]
 
 
@@ -505,9 +516,11 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
         "",
         "- **unpaced**: as fast as the server answers; gives requests/s. With 8 connections"
         " always waiting, latency there is 8 / throughput (Little's law), not a budget figure;",
-        "- **paced**: a fixed rate spread over the same 8 connections; the latency budgets are"
-        " read here: 500 requests/s (the load the list budget names) for list and detail, 100"
-        " requests/s for create and events, 200 for the detail after a flush;",
+        "- **paced**: a fixed rate spread evenly over the same 8 connections (wrk's 2 threads"
+        " take turns on one schedule, so at 100 requests/s a request arrives every 10 ms); the"
+        " latency budgets are read here: 500 requests/s (the load the list budget names) for"
+        " list and detail, 100 requests/s for create and events, 200 for the detail after a"
+        " flush;",
         "- **1 client**: one connection, one request at a time.",
         "",
         "A keep-alive connection stays with the worker process that accepted it. With stock"

@@ -30,6 +30,7 @@ local paths = {}
 local position = 1
 local interval = 0
 local next_slot = 0
+local phase = 0
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 local headers = {}
@@ -58,6 +59,10 @@ function init(args)
   local rate = tonumber(os.getenv("BENCH_RATE") or "0")
   if rate > 0 then
     interval = 1000 * count / rate
+    -- The threads take turns: thread i's slots lie i/count of an interval after thread 0's, on
+    -- one grid of the shared monotonic clock, so the total rate arrives evenly spread instead
+    -- of as `count` requests at the same instant.
+    phase = interval * thread_index / count
   end
 end
 
@@ -70,14 +75,15 @@ function request()
   return wrk.format(method, path, headers, body)
 end
 
--- Paced mode: every request of this thread takes the next free slot on a fixed schedule.
+-- Paced mode: every request of this thread takes the next free slot on its fixed schedule.
 function delay()
   if interval == 0 then
     return 0
   end
   local now = now_ms()
   if next_slot < now then
-    next_slot = now
+    -- Behind schedule (or the first request): the next free slot on this thread's grid.
+    next_slot = phase + math.ceil((now - phase) / interval) * interval
   end
   local wait = next_slot - now
   next_slot = next_slot + interval
