@@ -45,6 +45,8 @@ class Measured:
     saturated: LoadResult
     paced: LoadResult | None = None
     single: LoadResult | None = None
+    # Paced at the same rate with random (Poisson) arrivals, where measured.
+    random_arrivals: LoadResult | None = None
     cpu_ms_per_request: float | None = None
     # The web processes' CPU per request in the paced run (caches are colder at a low rate).
     paced_cpu_ms_per_request: float | None = None
@@ -58,6 +60,7 @@ class Measured:
             "saturated": self.saturated.as_dict(),
             "paced": self.paced.as_dict() if self.paced else None,
             "single": self.single.as_dict() if self.single else None,
+            "random_arrivals": self.random_arrivals.as_dict() if self.random_arrivals else None,
             "cpu_ms_per_request": self.cpu_ms_per_request,
             "paced_cpu_ms_per_request": self.paced_cpu_ms_per_request,
             "db_cpu_ms_per_request": self.db_cpu_ms_per_request,
@@ -321,28 +324,39 @@ def run_create(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> M
         body=CREATE_BODY,
     )
     result.notes.append("POST /api/v1/sessions by one user over 8 connections")
+
+    def paced_create(rate: float, *, random_arrivals: bool = False) -> LoadResult:
+        return run_wrk(
+            base,
+            ["/api/v1/sessions"],
+            token=seeded.writer_token,
+            method="POST",
+            body=CREATE_BODY,
+            seconds=config.duration,
+            connections=config.connections,
+            rate=rate,
+            random_arrivals=random_arrivals,
+        )
+
     # How the latency depends on the offered load: at a low rate each request finds the server's
     # processes (and PostgreSQL's and Redis's) asleep, and waking them takes a share of it.
     # The web processes' CPU per create too: it is higher at a low rate than when busy.
     by_rate = []
     for rate in CREATE_LOAD_CURVE:
         settle()
-        run, cpu = with_cpu(
-            server,
-            lambda r=rate: run_wrk(
-                base,
-                ["/api/v1/sessions"],
-                token=seeded.writer_token,
-                method="POST",
-                body=CREATE_BODY,
-                seconds=config.duration,
-                connections=config.connections,
-                rate=r,
-            ),
-        )
+        run, cpu = with_cpu(server, lambda r=rate: paced_create(r))
         per_create = 1000 * cpu / max(run.requests, 1)
         by_rate.append(f"{run.p50:.2f} ms ({per_create:.2f} ms web CPU) at {rate:.0f} req/s")
     result.notes.append("paced p50 (and web CPU per create) by offered load: " + ", ".join(by_rate))
+    # The paced runs spread their requests evenly; clients that know nothing of each other
+    # arrive at random instants instead, sometimes together.
+    settle()
+    rate = PACED_RATES["create"]
+    result.random_arrivals = random_run = paced_create(rate, random_arrivals=True)
+    result.notes.append(
+        f"with random (Poisson) arrivals at {rate:.0f} req/s: p50 {random_run.p50:.2f} ms,"
+        f" p95 {random_run.p95:.2f} ms, p99 {random_run.p99:.2f} ms"
+    )
     return result
 
 

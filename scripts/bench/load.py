@@ -68,8 +68,13 @@ def run_wrk(
     body: str = "",
     rate: float = 0.0,
     threads: int = WRK_THREADS,
+    random_arrivals: bool = False,
 ) -> LoadResult:
-    """Run wrk against `base` cycling through `paths`; rate > 0 paces it to that many req/s."""
+    """Run wrk against `base` cycling through `paths`; rate > 0 paces it to that many req/s.
+
+    Paced requests arrive evenly spread, or with `random_arrivals` at random instants (a
+    Poisson process) at the same mean rate.
+    """
     wrk = ensure_wrk()
     threads = min(threads, connections)
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
@@ -83,6 +88,7 @@ def run_wrk(
             "BENCH_METHOD": method,
             "BENCH_BODY": body,
             "BENCH_RATE": str(rate),
+            "BENCH_ARRIVALS": "random" if random_arrivals else "even",
             "BENCH_THREADS": str(threads),
             "BENCH_OUT": str(out),
         }

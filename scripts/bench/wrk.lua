@@ -3,6 +3,8 @@
 --
 -- Environment: BENCH_PATHS (file, one path per line), BENCH_TOKEN, BENCH_METHOD, BENCH_BODY,
 -- BENCH_RATE (total requests/s over all threads; 0 = as fast as the server answers),
+-- BENCH_ARRIVALS ("even", the default: one request every 1/rate s; "random": independent
+-- arrivals at the same mean rate, a Poisson process, as from many unrelated clients),
 -- BENCH_THREADS (the -t given to wrk), BENCH_OUT (where the JSON goes).
 
 local ffi = require("ffi")
@@ -31,6 +33,7 @@ local position = 1
 local interval = 0
 local next_slot = 0
 local phase = 0
+local random_arrivals = false
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 local headers = {}
@@ -63,6 +66,8 @@ function init(args)
     -- one grid of the shared monotonic clock, so the total rate arrives evenly spread instead
     -- of as `count` requests at the same instant.
     phase = interval * thread_index / count
+    random_arrivals = os.getenv("BENCH_ARRIVALS") == "random"
+    math.randomseed(os.time() * 16 + thread_index)
   end
 end
 
@@ -82,11 +87,20 @@ function delay()
   end
   local now = now_ms()
   if next_slot < now then
-    -- Behind schedule (or the first request): the next free slot on this thread's grid.
-    next_slot = phase + math.ceil((now - phase) / interval) * interval
+    -- Behind schedule (or the first request): now, or the next free slot on this thread's grid.
+    if random_arrivals then
+      next_slot = now
+    else
+      next_slot = phase + math.ceil((now - phase) / interval) * interval
+    end
   end
   local wait = next_slot - now
-  next_slot = next_slot + interval
+  if random_arrivals then
+    -- Exponential gaps: each thread is a Poisson process at rate/count, and so is their sum.
+    next_slot = next_slot - interval * math.log(1 - math.random())
+  else
+    next_slot = next_slot + interval
+  end
   return wait
 end
 

@@ -468,8 +468,12 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponseB
     refused = await db_call(open_stream, request, session_id, after, resuming)
     if refused is not None:
         return refused
+    # The charset given outright: otherwise each frame's encoding looks it up in the header again
+    # with a regular expression (1.7 -> 0.25 us per frame).
     response = StreamingHttpResponse(
-        session_events(session_id, after), content_type="text/event-stream; charset=utf-8"
+        session_events(session_id, after),
+        content_type="text/event-stream; charset=utf-8",
+        charset="utf-8",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

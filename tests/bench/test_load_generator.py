@@ -78,3 +78,24 @@ def test_a_paced_run_spreads_its_requests_evenly_over_time(recorder):
     close_together = [gap for gap in gaps if gap < 0.25 * interval]
     assert len(close_together) < 0.1 * len(gaps), sorted(gaps)[: len(gaps) // 2 : 10]
     assert 0.8 * interval <= statistics.median(gaps) <= 1.2 * interval
+
+
+def test_random_arrivals_keep_the_rate_with_exponential_gaps(recorder):
+    rate = 100.0
+    result = run_wrk(
+        f"http://127.0.0.1:{recorder.port}",
+        ["/"],
+        seconds=3,
+        connections=8,
+        rate=rate,
+        random_arrivals=True,
+    )
+
+    assert result.errors == 0
+    assert 0.75 * 3 * rate <= result.requests <= 1.25 * 3 * rate
+    gaps = [b - a for a, b in zip(recorder.arrivals, recorder.arrivals[1:], strict=False)]
+    mean = statistics.fmean(gaps)
+    assert 0.75 / rate <= mean <= 1.25 / rate
+    # A Poisson process: gaps spread like an exponential (standard deviation about the mean),
+    # where evenly spaced arrivals vary by a small fraction of the interval.
+    assert 0.7 <= statistics.stdev(gaps) / mean <= 1.3
