@@ -93,10 +93,10 @@ LATER_CHANGES = [
     " requests/s went 3.6-4.8 ms (16 runs of 10 s) -> 3.0-3.3 ms (6 runs); in full runs the"
     " create's p50 went 5.1-5.6 -> 3.1-3.5 ms, the list's at 500 requests/s 2.6-3.4 -> 2.2-2.3"
     " ms, the minimal app's 1.6-1.9 -> 1.35-1.4 ms and the streams' delivery p99 with the list"
-    " 18-24 -> 7.5-12 ms (44 ms in a fourth run). The runs in the table below up to 2026-11-25 20:43 UTC were measured"
-    " with paired arrivals. Create now also runs with random (Poisson) arrivals at the same"
-    " rate, where requests meet by chance rather than every time (a note under the endpoint"
-    " table).",
+    " 18-24 -> 7.5-12 ms (44 ms in a fourth run). The runs in the table below up to 2026-11-25"
+    " 20:43 UTC were measured with paired arrivals. Create now also runs with random (Poisson)"
+    " arrivals at the same rate, where requests meet by chance rather than every time (a note"
+    " under the endpoint table).",
 ]
 
 
