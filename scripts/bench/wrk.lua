@@ -14,8 +14,10 @@ int clock_gettime(int clk_id, bench_timespec *tp);
 ]]
 local clock = ffi.new("bench_timespec")
 
+-- The wall clock, which wrk's own timers run on (whole milliseconds of gettimeofday): a request
+-- delayed by a whole number of milliseconds to a slot on a whole millisecond goes out on it.
 local function now_ms()
-  ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC
+  ffi.C.clock_gettime(0, clock) -- CLOCK_REALTIME
   return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
 end
 
@@ -63,8 +65,8 @@ function init(args)
   if rate > 0 then
     interval = 1000 * count / rate
     -- The threads take turns: thread i's slots lie i/count of an interval after thread 0's, on
-    -- one grid of the shared monotonic clock, so the total rate arrives evenly spread instead
-    -- of as `count` requests at the same instant.
+    -- one grid of the shared clock, so the total rate arrives evenly spread instead of as
+    -- `count` requests at the same instant.
     phase = interval * thread_index / count
     random_arrivals = os.getenv("BENCH_ARRIVALS") == "random"
     math.randomseed(os.time() * 16 + thread_index)
@@ -94,7 +96,9 @@ function delay()
       next_slot = phase + math.ceil((now - phase) / interval) * interval
     end
   end
-  local wait = next_slot - now
+  -- wrk truncates the delay to whole milliseconds; rounding up keeps a request from leaving
+  -- up to 2 ms before its slot (which, at 500 requests/s, would bring pairs back).
+  local wait = math.ceil(next_slot - now)
   if random_arrivals then
     -- Exponential gaps: each thread is a Poisson process at rate/count, and so is their sum.
     next_slot = next_slot - interval * math.log(1 - math.random())

@@ -63,8 +63,8 @@ def recorder():
     server.close()
 
 
-def test_a_paced_run_spreads_its_requests_evenly_over_time(recorder):
-    rate = 100.0
+@pytest.mark.parametrize("rate", [100.0, 500.0])  # the create's and the list's paced rates
+def test_a_paced_run_spreads_its_requests_evenly_over_time(recorder, rate):
     result = run_wrk(
         f"http://127.0.0.1:{recorder.port}", ["/"], seconds=3, connections=8, rate=rate
     )
@@ -75,8 +75,11 @@ def test_a_paced_run_spreads_its_requests_evenly_over_time(recorder):
     interval = 1 / rate
     # Evenly spread, each request comes about one interval after the one before. Two threads on
     # the same schedule would put half of the gaps near zero and the other half near 2 intervals.
-    close_together = [gap for gap in gaps if gap < 0.25 * interval]
-    assert len(close_together) < 0.1 * len(gaps), sorted(gaps)[: len(gaps) // 2 : 10]
+    # (wrk's timers tick in whole milliseconds: a slot off that tick, or a delay cut short by
+    # it, sends requests up to 2 ms early, and at 500 requests/s a fifth of the gaps came out
+    # shorter than half the interval.)
+    close_together = [gap for gap in gaps if gap < 0.5 * interval]
+    assert len(close_together) < 0.05 * len(gaps), sorted(gaps)[: len(gaps) // 2 : 10]
     assert 0.8 * interval <= statistics.median(gaps) <= 1.2 * interval
 
 
@@ -97,5 +100,9 @@ def test_random_arrivals_keep_the_rate_with_exponential_gaps(recorder):
     mean = statistics.fmean(gaps)
     assert 0.75 / rate <= mean <= 1.25 / rate
     # A Poisson process: gaps spread like an exponential (standard deviation about the mean),
-    # where evenly spaced arrivals vary by a small fraction of the interval.
+    # where evenly spaced arrivals vary by a small fraction of the interval...
     assert 0.7 <= statistics.stdev(gaps) / mean <= 1.3
+    # ...and one gap in 1 - exp(-1/4) = 22% is shorter than a quarter of the mean, where
+    # requests paced in pairs would make it one in two.
+    short = [gap for gap in gaps if gap < 0.25 / rate]
+    assert 0.1 * len(gaps) <= len(short) <= 0.38 * len(gaps)
