@@ -87,16 +87,19 @@ LATER_CHANGES = [
     " wrk's 2 threads each paced their half of the rate on the same schedule, so paced requests"
     " arrived in pairs at the same instant (the server's log showed two creates in the same"
     " millisecond every 20 ms at 100 requests/s), and the SSE run's 4 publisher threads wrote"
-    " their events in bursts of 4. Each thread now takes its turn on one grid of the shared"
-    " clock (`tests/bench/test_load_generator.py` checks the spacing). A create whose twin"
-    " arrives with it shares the 2 cores with it: on the same data, create p50 at 100"
-    " requests/s went 3.6-4.8 ms (16 runs of 10 s) -> 3.0-3.3 ms (6 runs); in full runs the"
-    " create's p50 went 5.1-5.6 -> 3.1-3.5 ms, the list's at 500 requests/s 2.6-3.4 -> 2.2-2.3"
-    " ms, the minimal app's 1.6-1.9 -> 1.35-1.4 ms and the streams' delivery p99 with the list"
-    " 18-24 -> 7.5-12 ms (44 ms in a fourth run). The runs in the table below up to 2026-11-25"
-    " 20:43 UTC were measured with paired arrivals. Create now also runs with random (Poisson)"
-    " arrivals at the same rate, where requests meet by chance rather than every time (a note"
-    " under the endpoint table).",
+    " their events in bursts of 4. Each thread now takes its turn on one grid of the wall clock"
+    " that wrk's own millisecond timers run on, and its delays are rounded up to whole"
+    " milliseconds (a first version, on the monotonic clock with truncated delays, still sent a"
+    " fifth of the requests at 500 requests/s within half an interval of the one before);"
+    " `tests/bench/test_load_generator.py` checks the spacing at 100 and 500 requests/s. On this"
+    " machine, the one full run with paired arrivals (20:43 UTC) against the runs after it:"
+    " create p50 at 100 requests/s 5.37 -> 3.1-3.5 ms, list p50 at 500 requests/s 2.63 -> 2.2-2.3"
+    " ms, the minimal app's 1.71 -> 1.35-1.4 ms, the streams' delivery p99 with the list 17.7 ->"
+    " 7.5-44 ms; the create alone, on the same data in 10-s runs, 3.6-4.8 ms (16 runs) -> 3.0-3.3"
+    " ms (6 runs). All runs in the table below up to 2026-11-25 20:43 UTC were measured with"
+    " paired arrivals, and all but that last one on earlier machines. Create now also runs with"
+    " random (Poisson) arrivals at the same rate, where requests meet by chance rather than every"
+    " time (a note under the endpoint table).",
 ]
 
 
