@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     def publish(t: int) -> None:
         mine = ids[t::threads]
         interval = threads / args.rate
-        started = time.monotonic()
-        # The writers take turns, t/threads of an interval apart, so the events arrive evenly
-        # spread at the total rate rather than `threads` at the same instant.
+        # The writers take turns on one schedule from the same start, t/threads of an interval
+        # apart, so the events arrive evenly spread at the total rate rather than `threads` at the
+        # same instant.
         next_at = started + interval * t / threads
         try:
             while time.monotonic() - started < args.seconds:
