@@ -163,8 +163,8 @@ class EventStream:
         if not events and entry is None:
             return
         key = stream_key(session_id)
-        pipe = redis_client().pipeline(transaction=False)
         try:
+            pipe = redis_client().pipeline(transaction=False)
             for event in events:
                 pipe.xadd(
                     key,
