@@ -239,6 +239,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sessions_app.api.openapi.blank_query_values_mean_absent",
+        "sessions_app.api.openapi.validation_errors_map_fields_to_messages",
     ],
 }
 

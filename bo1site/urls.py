@@ -1,10 +1,20 @@
 """URL configuration: the API under /api/v1, health, OpenAPI docs, the admin and the dashboard."""
 
 from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sessions_app import health
+
+
+@csrf_exempt  # nothing is changed, whatever the method
+def api_not_found(request: HttpRequest, rest: str) -> JsonResponse:
+    """An API path that names no route (an unknown route, or a segment that cannot be a session
+    id): a JSON 404 like the API's own, in every mode (Django's 404 page is HTML)."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,5 +25,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("sessions_app.api.urls")),
     path("api/v1/", include("deliberation.api.urls")),
+    path("api/v1/<path:rest>", api_not_found, name="api-not-found"),
     path("", include("dashboard.urls")),
 ]

@@ -8,6 +8,10 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+# What new_session_id makes (and what the original service made): `bo1_` and a UUID in its
+# canonical lowercase form. URLs accept nothing else (sessions_app.converters).
+SESSION_ID_REGEX = r"bo1_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
 
 def new_session_id() -> str:
     """A session id, made by the application before any write."""

@@ -46,8 +46,8 @@ def test_only_the_event_stream_takes_the_async_path(app):
     def routed(path):
         return app._is_async_view({"path": path, "root_path": ""})
 
-    assert routed("/api/v1/sessions/bo1_x/stream")
-    assert not routed("/api/v1/sessions/bo1_x")
+    assert routed("/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000/stream")
+    assert not routed("/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000")
     assert not routed("/api/v1/sessions")
     assert not routed("/api/health")
     assert not routed("/no/such/page")

@@ -5,9 +5,9 @@ from django.urls import path
 from .views import ClarifyView, KillView, PauseView, ResumeView, StartView
 
 urlpatterns = [
-    path("sessions/<str:session_id>/start", StartView.as_view(), name="session-start"),
-    path("sessions/<str:session_id>/pause", PauseView.as_view(), name="session-pause"),
-    path("sessions/<str:session_id>/resume", ResumeView.as_view(), name="session-resume"),
-    path("sessions/<str:session_id>/kill", KillView.as_view(), name="session-kill"),
-    path("sessions/<str:session_id>/clarify", ClarifyView.as_view(), name="session-clarify"),
+    path("sessions/<session_id:session_id>/start", StartView.as_view(), name="session-start"),
+    path("sessions/<session_id:session_id>/pause", PauseView.as_view(), name="session-pause"),
+    path("sessions/<session_id:session_id>/resume", ResumeView.as_view(), name="session-resume"),
+    path("sessions/<session_id:session_id>/kill", KillView.as_view(), name="session-kill"),
+    path("sessions/<session_id:session_id>/clarify", ClarifyView.as_view(), name="session-clarify"),
 ]

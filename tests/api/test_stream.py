@@ -525,7 +525,8 @@ def test_another_users_session_is_404(running, other_user):
 
 def test_missing_and_deleted_sessions_are_404(user, auth):
     deleted = SessionFactory(user=user, status=Status.DELETED)
-    assert _status_of("/api/v1/sessions/bo1_nope/stream", auth)[0] == 404
+    missing = "bo1_00000000-0000-4000-8000-000000000000"
+    assert _status_of(f"/api/v1/sessions/{missing}/stream", auth)[0] == 404
     assert _status_of(stream_path(deleted), auth)[0] == 404
 
 
