@@ -6,7 +6,7 @@ STORES := $(PY) scripts/stores.py run --
 PORT ?= 8000
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install install-dev browser run test test-fast lint format migrate verify bench shell up down clean
+.PHONY: help install install-dev test-tools run test test-fast lint format migrate verify bench shell up down clean
 
 help:
 	@echo "make run      install, prepare the database and start web + worker (http://127.0.0.1:$(PORT))"
@@ -30,11 +30,16 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-# Browser tests drive Debian's chromium; install it when it is missing.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium (browser tests)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Browser tests drive Debian's chromium; the network-partition tests drop packets with nftables.
+# Each is installed when it is missing.
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (browser and network-partition tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 run: install
 	$(STORES) sh -c '$(PY) manage.py migrate --noinput && \
@@ -42,7 +47,7 @@ run: install
 		PORT=$(PORT) $(PY) manage.py ensure_demo_account && \
 		exec $(VENV)/bin/honcho start -f Procfile -p $(PORT) web worker'
 
-test: install-dev browser
+test: install-dev test-tools
 	$(STORES) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

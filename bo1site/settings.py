@@ -94,9 +94,26 @@ DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend with a health check that needs no round trip (bo1site/db/base.py).
     DATABASES["default"]["ENGINE"] = "bo1site.db"
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
-)
+# A PostgreSQL that stops answering without closing the connection (a network partition) must
+# not hold a request or a worker step until TCP gives up, which takes many minutes: connecting,
+# unacknowledged bytes (tcp_user_timeout) and a silent wait for an answer (keepalives) each fail
+# within a few seconds; the request is then a 503 and the worker keeps its write in its outbox.
+# The server cancels a statement that runs longer than DATABASE_STATEMENT_TIMEOUT (0: never;
+# also 0 behind PgBouncer, which refuses the `options` startup parameter).
+_tcp_user_timeout = env.int("DATABASE_TCP_USER_TIMEOUT", default=5)
+_statement_timeout = env.int("DATABASE_STATEMENT_TIMEOUT", default=30)
+_database_options = {
+    "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3),
+    "keepalives": 1,
+    "keepalives_idle": max(1, _tcp_user_timeout // 2),
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": _tcp_user_timeout * 1000,
+}
+if _statement_timeout:
+    _database_options["options"] = f"-c statement_timeout={_statement_timeout}s"
+for _name, _value in _database_options.items():
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(_name, _value)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis holds only hot, expiring state. Errors are logged and swallowed: PostgreSQL answers instead.
