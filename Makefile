@@ -78,5 +78,5 @@ down:
 	docker compose down
 
 clean:
-	-[ -x $(PY) ] && $(PY) scripts/stores.py stop --force
+	-[ -x $(PY) ] && $(PY) scripts/stores.py clean
 	rm -rf $(VENV) staticfiles .data
