@@ -41,11 +41,14 @@ test-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# `make run` does what a deploy does (docker-compose.yml and the Dockerfile too): the Procfile's
+# release line, then its web and worker lines, from an install of requirements/base.txt alone.
+RELEASE := $(shell sed -n 's/^release: //p' Procfile)
+
 run: install
-	$(STORES) sh -c '$(PY) manage.py migrate --noinput && \
-		$(PY) manage.py collectstatic --noinput -v 0 && \
-		PORT=$(PORT) $(PY) manage.py ensure_demo_account && \
-		exec $(VENV)/bin/honcho start -f Procfile -p $(PORT) web worker'
+	$(STORES) sh -c '$(RELEASE) && \
+		PORT=$(PORT) python manage.py ensure_demo_account && \
+		exec honcho start -f Procfile -p $(PORT) web worker'
 
 test: install-dev test-tools
 	$(STORES) $(PY) -m pytest $(PYTEST_ARGS)

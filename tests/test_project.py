@@ -167,3 +167,19 @@ def test_the_production_web_server_keeps_a_bounded_number_of_database_connection
     # Persistent connections on Django's per-request ASGI threads pile up (about 50 here);
     # without them, or with a fixed pool of threads, a handful at most.
     assert open_connections <= 10
+
+
+def test_make_run_installs_base_requirements_only_and_starts_the_procfiles_lines():
+    """What a user's `make run` does is what a deploy does: base.txt, release, web and worker."""
+    dry = subprocess.run(
+        ["make", "-n", "run", "VENV=/nonexistent/venv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert "pip install --quiet -r requirements/base.txt" in dry
+    assert "requirements/dev.txt" not in dry
+    assert PROCFILE["release"] in dry
+    assert re.search(r"exec honcho start -f Procfile -p \d+ web worker'$", dry.strip())
