@@ -17,6 +17,7 @@ Only the standard library is used here: what is installed is what `make run` ins
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -56,13 +57,13 @@ def free_port() -> int:
 
 def call(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http://127.0.0.1 only)
     if token:
         request.add_header("Authorization", f"Token {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             raw = response.read()
             return response.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as error:
@@ -84,10 +85,8 @@ def processes_of(clone: Path, extra: list[Path]) -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             where = [cmdline]
             for link in ("cwd", "exe"):
-                try:
+                with contextlib.suppress(OSError):
                     where.append(os.readlink(entry / link))
-                except OSError:
-                    pass
         except OSError:
             continue
         if any(place in text for place in places for text in where):
@@ -164,9 +163,8 @@ def deliberate(run: MakeRun, token: str) -> str:
         if status == 200 and detail["status"] in ("completed", "failed", "killed"):
             if detail["status"] != "completed":
                 fail(f"{run.name}: the session ended {detail['status']}: {detail}", run.log)
-            say(
-                f"{run.name}: {session_id} completed ({detail['phase']}, {detail['round_number']} rounds)"
-            )
+            rounds = detail["round_number"]
+            say(f"{run.name}: {session_id} completed ({detail['phase']}, {rounds} rounds)")
             return session_id
         time.sleep(0.5)
     fail(f"{run.name}: {session_id} did not complete within {DELIBERATION_SECONDS} s", run.log)

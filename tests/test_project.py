@@ -172,7 +172,7 @@ def test_the_production_web_server_keeps_a_bounded_number_of_database_connection
 def test_make_run_installs_base_requirements_only_and_starts_the_procfiles_lines():
     """What a user's `make run` does is what a deploy does: base.txt, release, web and worker."""
     dry = subprocess.run(
-        ["make", "-n", "run", "VENV=/nonexistent/venv"],
+        ["make", "--no-print-directory", "-n", "run", "VENV=/nonexistent/venv"],
         cwd=ROOT,
         capture_output=True,
         text=True,
