@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+import vocabulary
+from vocabulary import EventType, PauseReason, Phase
+
 from . import prompts
 from .personas import (
     MODERATOR_CODES,
@@ -48,16 +51,7 @@ STATE_VERSION = 1
 MIN_ROUNDS = 1
 MAX_ROUNDS = 10
 
-PHASES: tuple[str, ...] = (
-    "intake",
-    "decomposition",
-    "selection",
-    "initial_round",
-    "discussion",
-    "voting",
-    "synthesis",
-    "complete",
-)
+PHASES = vocabulary.PHASES
 
 MAX_TOKENS: dict[str, int] = {
     "decomposer": 900,
@@ -188,7 +182,7 @@ class Deliberation:
             if signal == "pause":
                 logger.info("Deliberation paused by request before step %s", step)
                 self._checkpoint()
-                return self._outcome("paused", "user")
+                return self._outcome("paused", PauseReason.USER)
             if step in CALL_STEPS and self._budget_spent():
                 self._checkpoint()
                 return self._budget_pause()
@@ -219,7 +213,7 @@ class Deliberation:
             "version": STATE_VERSION,
             "seed": int(digest[:8], 16),
             "step": "session_start",
-            "phase": "intake",
+            "phase": Phase.INTAKE,
             "sub_problem_index": None,
             "round": 0,
             "sub_problems": [],
@@ -259,7 +253,7 @@ class Deliberation:
             self._state["total_cost"],
             self._max_cost,
         )
-        return self._outcome("paused", "budget")
+        return self._outcome("paused", PauseReason.BUDGET)
 
     def _outcome(self, status: str, pause_reason: str | None = None) -> Outcome:
         final = self._state.get("final") or {}
@@ -273,7 +267,7 @@ class Deliberation:
             total_cost=Decimal(self._state["total_cost"]),
             total_tokens=self._state["total_tokens"],
             stop_reason=final.get("stop_reason") if completed else None,
-            clarification_question=question if pause_reason == "clarification" else None,
+            clarification_question=question if pause_reason == PauseReason.CLARIFICATION else None,
         )
 
     def _call(
@@ -369,14 +363,14 @@ class Deliberation:
         }
         self._state["sub_problem_index"] = index
         self._state["round"] = 0
-        self._set_phase("selection")
+        self._set_phase(Phase.SELECTION)
         self._state["step"] = "select"
 
     # ----------------------------------------------------------------- steps
 
     def _step_session_start(self) -> None:
         self._emit(
-            "session_started",
+            EventType.SESSION_STARTED,
             {
                 "problem_statement": self._statement,
                 "provider": self._provider.name,
@@ -387,18 +381,18 @@ class Deliberation:
         self._state["step"] = "decomposition_start"
 
     def _step_decomposition_start(self) -> None:
-        self._set_phase("decomposition")
-        self._emit("decomposition_started", {})
+        self._set_phase(Phase.DECOMPOSITION)
+        self._emit(EventType.DECOMPOSITION_STARTED, {})
         self._state["step"] = "decompose"
 
     def _step_decompose(self) -> Outcome | None:
         clarification = self._state["clarification"]
         if clarification["pending"] and not self._answers:
             # Resumed without an answer: keep waiting, spend nothing.
-            return self._outcome("paused", "clarification")
+            return self._outcome("paused", PauseReason.CLARIFICATION)
         completion = self._call(
             role="decomposer",
-            phase="decomposition",
+            phase=Phase.DECOMPOSITION,
             system=prompts.role_system(prompts.DECOMPOSER_SYSTEM, self._brief()),
             prompt=prompts.decompose_prompt(),
             json_mode=True,
@@ -409,13 +403,13 @@ class Deliberation:
         question = result.clarification_question
         if question and not self._answers and clarification["question"] is None:
             clarification.update(question=question, pending=True)
-            self._emit("clarification_requested", {"question": question})
+            self._emit(EventType.CLARIFICATION_REQUESTED, {"question": question})
             logger.info("Deliberation needs clarification: %s", question)
-            return self._outcome("paused", "clarification")
+            return self._outcome("paused", PauseReason.CLARIFICATION)
         clarification["pending"] = False
         self._state["sub_problems"] = result.sub_problems
         self._emit(
-            "decomposition_complete",
+            EventType.DECOMPOSITION_COMPLETE,
             {"sub_problems": result.sub_problems, "count": len(result.sub_problems)},
         )
         self._begin_sub_problem(0)
@@ -429,7 +423,7 @@ class Deliberation:
         )
         completion = self._call(
             role="selector",
-            phase="selection",
+            phase=Phase.SELECTION,
             system=prompts.role_system(prompts.SELECTOR_SYSTEM, self._brief()),
             prompt=prompts.select_prompt(
                 sub_problem, len(self._state["sub_problems"]), shortlist, self._state["results"]
@@ -443,7 +437,7 @@ class Deliberation:
         for persona, rationale in selection.chosen:
             board.append({**persona_summary(persona), "rationale": rationale})
             self._emit(
-                "persona_selected",
+                EventType.PERSONA_SELECTED,
                 {
                     "persona_code": persona["code"],
                     "persona_name": persona["name"],
@@ -456,18 +450,18 @@ class Deliberation:
             )
         self._current()["personas"] = board
         self._emit(
-            "persona_selection_complete",
+            EventType.PERSONA_SELECTION_COMPLETE,
             {"persona_codes": [p["code"] for p in board], "sub_problem_index": index},
         )
         self._state["step"] = "initial_start"
 
     def _step_initial_start(self) -> None:
         current = self._current()
-        self._set_phase("initial_round")
+        self._set_phase(Phase.INITIAL_ROUND)
         current["round"] = self._state["round"] = 1
         current["queue"] = self._codes()
         self._emit(
-            "initial_round_started",
+            EventType.INITIAL_ROUND_STARTED,
             {"round": 1, "persona_codes": self._codes(), "sub_problem_index": current["index"]},
         )
         self._state["step"] = "speak"
@@ -481,7 +475,7 @@ class Deliberation:
         if is_moderator:
             completion = self._call(
                 role="moderator",
-                phase="discussion",
+                phase=Phase.DISCUSSION,
                 system=prompts.role_system(member["system_prompt"], self._brief()),
                 prompt=prompts.moderate_prompt(member, self._round()),
                 json_mode=False,
@@ -489,7 +483,7 @@ class Deliberation:
         else:
             completion = self._call(
                 role="persona",
-                phase="initial_round" if round_number == 1 else "discussion",
+                phase=Phase.INITIAL_ROUND if round_number == 1 else Phase.DISCUSSION,
                 system=prompts.persona_system(member, self._brief()),
                 prompt=prompts.contribute_prompt(member, self._round(), self._state["results"]),
                 json_mode=False,
@@ -503,7 +497,7 @@ class Deliberation:
             "is_moderator": is_moderator,
         }
         current["contributions"].append(contribution)
-        self._emit("contribution", {**contribution, "sub_problem_index": current["index"]})
+        self._emit(EventType.CONTRIBUTION, {**contribution, "sub_problem_index": current["index"]})
         current["queue"].pop(0)
         if current["queue"]:
             return
@@ -516,11 +510,11 @@ class Deliberation:
 
     def _step_round_start(self) -> None:
         current = self._current()
-        self._set_phase("discussion")
+        self._set_phase(Phase.DISCUSSION)
         current["round"] += 1
         self._state["round"] = current["round"]
         self._emit(
-            "round_started",
+            EventType.ROUND_STARTED,
             {
                 "round": current["round"],
                 "max_rounds": self._max_rounds,
@@ -533,7 +527,7 @@ class Deliberation:
         """The facilitator's call before a round (what next?) and after it (converged yet?)."""
         return self._call(
             role="facilitator",
-            phase="discussion",
+            phase=Phase.DISCUSSION,
             system=prompts.role_system(prompts.FACILITATOR_SYSTEM, self._brief()),
             prompt=prompt,
             json_mode=True,
@@ -559,7 +553,7 @@ class Deliberation:
         if moderator:
             data["moderator"] = moderator
         current["decisions"].append({k: v for k, v in data.items() if k != "sub_problem_index"})
-        self._emit("facilitator_decision", data)
+        self._emit(EventType.FACILITATOR_DECISION, data)
         if decision.action == "vote":
             # The facilitator judged the positions settled: that is the board's consensus call.
             self._finish_discussion("consensus")
@@ -581,7 +575,7 @@ class Deliberation:
             score = heuristic_convergence(this_round, round_number)
         current["convergence"].append({"round": round_number, "score": score})
         self._emit(
-            "convergence",
+            EventType.CONVERGENCE,
             {
                 "round": round_number,
                 "score": score,
@@ -603,10 +597,10 @@ class Deliberation:
 
     def _step_voting_start(self) -> None:
         current = self._current()
-        self._set_phase("voting")
+        self._set_phase(Phase.VOTING)
         current["queue"] = self._codes()
         self._emit(
-            "voting_started",
+            EventType.VOTING_STARTED,
             {
                 "persona_codes": self._codes(),
                 "stop_reason": current["stop_reason"],
@@ -620,7 +614,7 @@ class Deliberation:
         persona = self._board_member(current["queue"][0])
         completion = self._call(
             role="voter",
-            phase="voting",
+            phase=Phase.VOTING,
             system=prompts.persona_system(persona, self._brief()),
             prompt=prompts.vote_prompt(
                 persona,
@@ -642,7 +636,7 @@ class Deliberation:
             "reasoning": vote.reasoning,
         }
         current["votes"].append(record)
-        self._emit("persona_vote", {**record, "sub_problem_index": current["index"]})
+        self._emit(EventType.PERSONA_VOTE, {**record, "sub_problem_index": current["index"]})
         current["queue"].pop(0)
         if not current["queue"]:
             self._state["step"] = "voting_complete"
@@ -653,7 +647,7 @@ class Deliberation:
         summary = consensus(current["votes"], scores[-1]["score"] if scores else None)
         current["consensus"] = summary
         self._emit(
-            "voting_complete",
+            EventType.VOTING_COMPLETE,
             {
                 **summary,
                 "votes": [
@@ -671,8 +665,8 @@ class Deliberation:
         self._state["step"] = "synthesis_start"
 
     def _step_synthesis_start(self) -> None:
-        self._set_phase("synthesis")
-        self._emit("synthesis_started", {"sub_problem_index": self._current()["index"]})
+        self._set_phase(Phase.SYNTHESIS)
+        self._emit(EventType.SYNTHESIS_STARTED, {"sub_problem_index": self._current()["index"]})
         self._state["step"] = "synthesize"
 
     def _step_synthesize(self) -> None:
@@ -681,7 +675,7 @@ class Deliberation:
         level = current["consensus"]["consensus_level"]
         completion = self._call(
             role="synthesizer",
-            phase="synthesis",
+            phase=Phase.SYNTHESIS,
             system=prompts.role_system(prompts.SYNTHESIZER_SYSTEM, self._brief()),
             prompt=prompts.synthesize_prompt(
                 sub_problem,
@@ -720,7 +714,7 @@ class Deliberation:
             }
         )
         self._emit(
-            "synthesis_complete",
+            EventType.SYNTHESIS_COMPLETE,
             {
                 "synthesis": document,
                 "recommendation": recommendation,
@@ -740,14 +734,14 @@ class Deliberation:
     def _step_meta_start(self) -> None:
         self._state["current"] = None
         self._state["sub_problem_index"] = None
-        self._emit("synthesis_started", {"sub_problem_index": None})
+        self._emit(EventType.SYNTHESIS_STARTED, {"sub_problem_index": None})
         self._state["step"] = "meta"
 
     def _step_meta(self) -> None:
         results = self._state["results"]
         completion = self._call(
             role="synthesizer",
-            phase="synthesis",
+            phase=Phase.SYNTHESIS,
             system=prompts.role_system(prompts.SYNTHESIZER_SYSTEM, self._brief()),
             prompt=prompts.meta_synthesize_prompt(results),
             json_mode=False,
@@ -763,7 +757,7 @@ class Deliberation:
             "prioritised_actions": actions,
         }
         self._emit(
-            "synthesis_complete",
+            EventType.SYNTHESIS_COMPLETE,
             {
                 "synthesis": document,
                 "recommendation": recommendation,
@@ -789,9 +783,9 @@ class Deliberation:
         self._state["final"] = final
         self._state["current"] = None
         self._state["sub_problem_index"] = None
-        self._set_phase("complete")
+        self._set_phase(Phase.COMPLETE)
         self._emit(
-            "complete",
+            EventType.COMPLETE,
             {
                 "synthesis": final["synthesis"],
                 "final_recommendation": final["recommendation"],

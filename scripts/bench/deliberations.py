@@ -16,13 +16,15 @@ from typing import Any
 
 import psycopg2
 
+from vocabulary import FINISHED_STATUSES
+
 from .config import BenchConfig
 from .seed import Seeded
 from .servers import start_worker
 
 logger = logging.getLogger(__name__)
 
-FINISHED = ("completed", "failed", "killed", "deleted")
+FINISHED = sorted(str(s) for s in FINISHED_STATUSES)
 
 
 def _post(base: str, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -33,9 +33,10 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from bo1site import jsoncodec
+from vocabulary import FINISHED_STATUSES, TERMINAL_EVENTS
 
 from ..cache import REDIS_ERRORS, stream_key
-from ..models import FINISHED_STATUSES, DeliberationSession
+from ..models import DeliberationSession
 from ..selectors import session_events_after, sessions_visible_to
 from .views import error_responses
 
@@ -43,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# After one of these the deliberation emits nothing more: the stream ends.
-TERMINAL_EVENTS = frozenset({"complete", "error", "killed"})
 REPLAY_PAGE = 500
 # How long the shared reader blocks in XREAD; a session whose stream starts meanwhile joins the
 # next read, so this bounds the extra delay of its first live events.
