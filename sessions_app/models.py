@@ -32,7 +32,8 @@ def new_session_id() -> str:
 def _choices(vocabulary_enum: type[StrEnum]) -> Any:
     """Django choices with the vocabulary's values (labels as Django makes them)."""
     members = [(member.name, member.value) for member in vocabulary_enum]
-    return models.TextChoices(vocabulary_enum.__name__, members)
+    # Django's functional Choices API, which the type stubs do not describe.
+    return models.TextChoices(vocabulary_enum.__name__, members)  # type: ignore[call-overload]
 
 
 # The values are defined once, in `vocabulary`; these are their Django choices for the fields.

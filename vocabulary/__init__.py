@@ -108,7 +108,7 @@ class EventSpec:
 _SUB = "sub_problem_index"
 E = EventType
 
-EVENTS: dict[EventType, EventSpec] = {
+EVENTS: dict[str, EventSpec] = {
     E.SESSION_STARTED: EventSpec(
         ("problem_statement", "provider", "max_rounds", "max_cost"), phase=Phase.INTAKE
     ),
@@ -190,7 +190,7 @@ EVENTS: dict[EventType, EventSpec] = {
 # After one of these the deliberation emits nothing more: a stream of its events ends.
 TERMINAL_EVENTS = frozenset(t for t, spec in EVENTS.items() if spec.ends_stream)
 # The phase each engine event moves the session into.
-EVENT_PHASES: dict[EventType, Phase] = {
+EVENT_PHASES: dict[str, Phase] = {
     t: spec.phase for t, spec in EVENTS.items() if spec.phase is not None
 }
 ENGINE_EVENTS = frozenset(EVENT_PHASES)
@@ -200,7 +200,7 @@ CONTROL_EVENTS = frozenset(t for t in EventType if t not in ENGINE_EVENTS)
 
 def missing_fields(event_type: str, data: dict[str, Any]) -> list[str]:
     """The fields `data` lacks for its event type (an unknown type lacks nothing)."""
-    spec = EVENTS.get(event_type)  # type: ignore[call-overload]
+    spec = EVENTS.get(event_type)
     return [] if spec is None else [name for name in spec.fields if name not in data]
 
 
