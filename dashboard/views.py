@@ -14,12 +14,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 import vocabulary
 from deliberation.services import BrokerUnavailable, deliberation_start
+from deliberation.transcript import build_transcript, phase_cost_text
 from sessions_app import selectors, services
 from sessions_app.api.serializers import LISTABLE_STATUSES
 from sessions_app.api.throttles import seconds_until_allowed
 from sessions_app.models import Status
 from sessions_app.snapshots import session_snapshot
-from sessions_app.transcript import build_transcript, phase_cost_text
 
 from .forms import SessionCreateForm
 from .rendering import markdown_html

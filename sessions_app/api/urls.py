@@ -2,7 +2,6 @@
 
 from django.urls import path
 
-from .export import SessionExportView
 from .stream import SessionStreamView
 from .views import SessionCollectionView, SessionDetailView, SessionEventsView
 
@@ -11,5 +10,4 @@ urlpatterns = [
     path("sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
     path("sessions/<str:session_id>/events", SessionEventsView.as_view(), name="session-events"),
     path("sessions/<str:session_id>/stream", SessionStreamView.as_view(), name="session-stream"),
-    path("sessions/<str:session_id>/export", SessionExportView.as_view(), name="session-export"),
 ]
