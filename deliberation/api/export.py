@@ -15,13 +15,13 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sessions_app import selectors
+from sessions_app.api.negotiation import JSONErrorsOnly
 from sessions_app.api.serializers import EventSerializer, SessionDetailSerializer
 from sessions_app.api.views import error_responses, owned_session_or_404, public_detail
 from sessions_app.snapshots import session_snapshot
@@ -34,15 +34,6 @@ FORMATS = ("md", "json")
 class ExportSerializer(serializers.Serializer):
     session = SessionDetailSerializer()
     events = EventSerializer(many=True)
-
-
-class JSONErrorsOnly(BaseContentNegotiation):
-    """DRF reads `?format=` as a renderer choice; here it is ours, and errors are always JSON."""
-
-    def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        return renderers[0], renderers[0].media_type
 
 
 def transcript_markdown(detail: dict[str, Any], transcript: Transcript) -> str:
