@@ -92,8 +92,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # switch off behind a pooler in transaction mode.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with a health check that needs no round trip (bo1site/db/base.py).
-    DATABASES["default"]["ENGINE"] = "bo1site.db"
+    # Django's backend with a health check that needs no round trip (bo1site/serving/db).
+    DATABASES["default"]["ENGINE"] = "bo1site.serving.db"
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
     "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
 )
@@ -218,7 +218,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["bo1site.jsoncodec.OrjsonRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.negotiation.ContentNegotiation",
+    # DRF's negotiation with the plain JSON case answered at once (bo1site/serving).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.serving.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",

@@ -167,3 +167,30 @@ def test_the_production_web_server_keeps_a_bounded_number_of_database_connection
     # Persistent connections on Django's per-request ASGI threads pile up (about 50 here);
     # without them, or with a fixed pool of threads, a handful at most.
     assert open_connections <= 10
+
+
+def test_the_request_path_machinery_is_one_package_named_where_it_is_wired_in(settings):
+    """Procfile, Dockerfile, compose and settings name bo1site.serving's pieces, which import,
+    and each of its modules says what it changes from the stock piece and what that measured."""
+    from importlib import import_module
+
+    from django.db import connections
+    from django.utils.module_loading import import_string
+    from rest_framework.views import APIView
+
+    from bo1site import asgi
+    from bo1site.serving.handler import PooledASGIHandler
+    from bo1site.serving.negotiation import ContentNegotiation
+
+    worker_class = re.search(r"--worker-class (\S+)", PROCFILE["web"]).group(1)
+    assert worker_class == "bo1site.serving.worker.FairUvicornWorker"
+    import_string(worker_class)
+    assert worker_class in (ROOT / "Dockerfile").read_text()
+    assert worker_class in " ".join(SERVICES["web"]["command"])
+    assert isinstance(asgi.application, PooledASGIHandler)
+    assert connections["default"].__class__.__module__ == "bo1site.serving.db.base"
+    assert APIView.content_negotiation_class is ContentNegotiation
+    for path in sorted((ROOT / "bo1site" / "serving").rglob("*.py")):
+        module = import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        if path.name != "__init__.py":
+            assert "Measured" in (module.__doc__ or ""), path
