@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "bo1site.middleware.StoreUnavailableMiddleware",
+    "sessions_app.middleware.StoreUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "bo1site.urls"
@@ -220,9 +220,9 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["bo1site.jsoncodec.OrjsonRenderer"],
     # DRF's negotiation with the plain JSON case answered at once (bo1site/serving).
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.serving.negotiation.ContentNegotiation",
-    "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sessions_app.api.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "sessions_app.api.exceptions.api_exception_handler",
     # Per user, counted in Redis (sessions_app/api/throttles.py); an empty value turns one off.
     "DEFAULT_THROTTLE_RATES": {
         "session_create": throttle_rate("BO1_THROTTLE_CREATE", "60/min"),
