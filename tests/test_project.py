@@ -206,3 +206,17 @@ def test_bo1site_holds_the_project_wiring_and_the_machinery_package():
     pending = {"authentication.py", "embedded.py", "jsoncodec.py", "db"}
     present = {p.name for p in (ROOT / "bo1site").iterdir() if p.name != "__pycache__"}
     assert present <= wiring | pending, sorted(present - wiring - pending)
+
+
+def test_no_product_module_is_much_over_400_lines():
+    """A module a newcomer can read in one sitting; the developer tooling is being moved out."""
+    apps = ("bo1site", "sessions_app", "deliberation", "dashboard", "vocabulary")
+    tooling = {ROOT / "bo1site" / "embedded.py"}
+    long = {
+        str(path.relative_to(ROOT)): length
+        for app in apps
+        for path in (ROOT / app).rglob("*.py")
+        if "migrations" not in path.parts and path not in tooling
+        if (length := len(path.read_text().splitlines())) > 420
+    }
+    assert not long, long
