@@ -2,7 +2,6 @@
 
 from django.urls import path
 
-from .export import SessionExportView
 from .stream import SessionStreamView
 from .views import SessionCollectionView, SessionDetailView, SessionEventsView
 
@@ -13,5 +12,4 @@ urlpatterns = [
     path(SESSION, SessionDetailView.as_view(), name="session-detail"),
     path(f"{SESSION}/events", SessionEventsView.as_view(), name="session-events"),
     path(f"{SESSION}/stream", SessionStreamView.as_view(), name="session-stream"),
-    path(f"{SESSION}/export", SessionExportView.as_view(), name="session-export"),
 ]
