@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "deliberation",
     "dashboard",
+    "importer",
 ]
 
 MIDDLEWARE = [

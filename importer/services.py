@@ -1,0 +1,155 @@
+"""Writes of the import: users matched or created, and one whole session per transaction."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from sessions_app.cache import SessionCache
+from sessions_app.models import DeliberationSession, SessionEvent
+from sessions_app.snapshots import session_snapshot
+
+from .mapping import BrokenRecord, Merged, event_data
+from .models import ImportedSession, SessionVote
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["imported", "updated", "unchanged"]
+
+
+def user_for_email(*, email: str, dry_run: bool = False) -> tuple[User | None, bool]:
+    """Our user with this email (any case); a missing one is created. Returns (user, created).
+
+    A created user has the email as username and an unusable password: they choose one through
+    the usual password reset. In a dry run nothing is created and (None, True) says it would be.
+    """
+    model = get_user_model()
+    matches = list(model.objects.filter(email__iexact=email).order_by("id")[:2])
+    if len(matches) > 1:
+        raise BrokenRecord(f"user {email}: more than one of our users has this email")
+    if matches:
+        return matches[0], False
+    if model.objects.filter(username__iexact=email).exists():
+        raise BrokenRecord(f"user {email}: the username is taken by a user with another email")
+    if dry_run:
+        return None, True
+    user = model(username=email, email=email)
+    user.set_unusable_password()
+    user.save()
+    logger.info("Created user %s for imported sessions (no password yet)", email)
+    return user, True
+
+
+def _votes(merged: Merged, session: DeliberationSession) -> list[SessionVote]:
+    return [
+        SessionVote(
+            session=session,
+            source_id=vote["source_id"],
+            sub_problem_index=vote.get("sub_problem_index"),
+            persona_code=vote["persona_code"],
+            persona_name=vote.get("persona_name") or "",
+            recommendation=vote["recommendation"],
+            reasoning=vote.get("reasoning") or "",
+            confidence=Decimal(vote["confidence"]) if vote.get("confidence") is not None else None,
+            conditions=vote.get("conditions") or [],
+            weight=Decimal(vote["weight"]) if vote.get("weight") is not None else None,
+            created_at=vote["created_at"],
+        )
+        for vote in merged.votes
+    ]
+
+
+def imported_session_write(
+    *, merged: Merged, user: User | None, dry_run: bool = False
+) -> tuple[Outcome, int]:
+    """Write one session, its events and votes in one transaction; returns (outcome, new events).
+
+    A session seen before is updated only when its source changed since (the fingerprint), and
+    only events not yet here are appended after the existing ones. In a dry run the same reads
+    are made and nothing is written.
+    """
+    fingerprint = merged.fingerprint
+    with transaction.atomic():
+        existing = (
+            DeliberationSession.objects.select_for_update()
+            .filter(pk=merged.id)
+            .only("id", "user_id", "last_sequence")
+            .first()
+        )
+        record = ImportedSession.objects.filter(session_id=merged.id).first() if existing else None
+        if existing is not None and record is None:
+            raise BrokenRecord("a session with this id already exists here and was not imported")
+        if existing is not None and user is not None and existing.user_id != user.pk:
+            raise BrokenRecord("already imported for another user")
+        keys = [e.key for e in merged.events]
+        known: set[str] = set()
+        if existing is not None and keys:
+            known = set(
+                SessionEvent.objects.filter(session_id=merged.id, idempotency_key__in=keys)
+                .values_list("idempotency_key", flat=True)
+            )
+        new_events = [e for e in merged.events if e.key not in known]
+        changed = record is None or record.fingerprint != fingerprint
+        if not changed and not new_events:
+            return "unchanged", 0
+        outcome: Outcome = "imported" if existing is None else "updated"
+        if dry_run:
+            return outcome, len(new_events)
+        assert user is not None
+        if existing is None:
+            session = DeliberationSession(id=merged.id, user=user, **merged.fields)
+            session.last_sequence = len(new_events)
+            session.save(force_insert=True)
+            first = 1
+        else:
+            session = existing
+            first = existing.last_sequence + 1
+            updates: dict[str, Any] = dict(merged.fields) if changed else {}
+            updates["last_sequence"] = existing.last_sequence + len(new_events)
+            DeliberationSession.objects.filter(pk=merged.id).update(**updates)
+        if new_events:
+            SessionEvent.objects.bulk_create(
+                [
+                    SessionEvent(
+                        session_id=merged.id,
+                        sequence=first + offset,
+                        event_type=event.event_type,
+                        data=event_data(event),
+                        idempotency_key=event.key,
+                        created_at=event.timestamp,
+                    )
+                    for offset, event in enumerate(new_events)
+                ],
+                batch_size=1000,
+            )
+        if changed:
+            SessionVote.objects.filter(session_id=merged.id).delete()
+            SessionVote.objects.bulk_create(_votes(merged, session))
+            ImportedSession.objects.update_or_create(
+                session_id=merged.id,
+                defaults={
+                    "source_user_id": merged.source_user_id,
+                    "source_status": merged.source_status,
+                    "source_phase": merged.source_phase,
+                    "stores": merged.stores,
+                    "fingerprint": fingerprint,
+                },
+            )
+        # The Redis entry is written through as for any other session, once this commits.
+        snapshot = session_snapshot(session) if existing is None else None
+        transaction.on_commit(lambda: _write_hot_entry(merged.id, snapshot))
+    return outcome, len(new_events)
+
+
+def _write_hot_entry(session_id: str, snapshot: dict[str, Any] | None) -> None:
+    if snapshot is None:  # an update: the row as committed
+        session = DeliberationSession.objects.filter(pk=session_id).first()
+        if session is None:
+            return
+        snapshot = session_snapshot(session)
+    SessionCache.set(session_id, snapshot)
