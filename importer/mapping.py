@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from sessions_app.models import Phase, PauseReason, Status
+from sessions_app.models import PauseReason, Phase, Status
 
 INTERRUPTED = "interrupted_before_import"
 
@@ -88,7 +88,9 @@ def parse_time(value: Any, what: str = "timestamp") -> datetime | None:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise BrokenRecord(f"{what} {text[:40]!r} is neither ISO 8601 nor epoch seconds") from None
+            raise BrokenRecord(
+                f"{what} {text[:40]!r} is neither ISO 8601 nor epoch seconds"
+            ) from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise BrokenRecord(f"{what} has the wrong type ({type(value).__name__})")
 
@@ -320,7 +322,9 @@ def merge_session(
     ]
     first_event = events[0].timestamp if events else None
     last_event = events[-1].timestamp if events else None
-    updated_at = max([t for t in updates if t] + ([last_event] if last_event else []) or [created_at])
+    updated_at = max(
+        [t for t in updates if t] + ([last_event] if last_event else []) or [created_at]
+    )
     last_activity = parse_time(meta.get("last_activity_at"), "last_activity_at") or last_event
     started_at = parse_time(meta.get("started_at"), "started_at") or (
         first_event if status != Status.CREATED else None
@@ -363,7 +367,11 @@ def merge_session(
             if error_event
             else ""
         )
-        code = (error_event.data.get("error_type") or error_event.data.get("code")) if error_event else None
+        code = (
+            (error_event.data.get("error_type") or error_event.data.get("code"))
+            if error_event
+            else None
+        )
         error = {"code": _text(code, "error code") or "failed", "message": message}
     elif source_status == "killed":
         error = {
@@ -395,7 +403,10 @@ def merge_session(
     elif source_phase:
         raise BrokenRecord(f"unknown phase {source_phase!r}")
     else:
-        last_known = next((EVENT_PHASES[e.event_type] for e in reversed(events) if e.event_type in EVENT_PHASES), None)
+        last_known = next(
+            (EVENT_PHASES[e.event_type] for e in reversed(events) if e.event_type in EVENT_PHASES),
+            None,
+        )
         phase = last_known or Phase.INTAKE
 
     complete = _last(events, "complete")
@@ -424,7 +435,9 @@ def merge_session(
         "phase": phase,
         "round_number": max(round_number or 0, 0),
         "personas": _personas(events),
-        "contribution_count": max(contributions, _integer(row.get("contribution_count"), "contribution_count") or 0),
+        "contribution_count": max(
+            contributions, _integer(row.get("contribution_count"), "contribution_count") or 0
+        ),
         "total_cost": (total_cost or Decimal(0)).quantize(Decimal("0.000001")),
         "total_tokens": max(_integer(row.get("total_tokens"), "total_tokens") or 0, 0),
         "synthesis_text": synthesis,

@@ -79,10 +79,9 @@ class Importer:
     def total(self) -> int:
         """How many sessions the run will look at (for the progress bar)."""
         total = self.postgres.count_sessions(self.since) if self.postgres else 0
-        if self.redis is not None:
-            if self.postgres is None:
-                total += self.redis.count_sessions()
-            # Sessions only Redis holds are found as the run goes; the bar's total grows then.
+        if self.redis is not None and self.postgres is None:
+            total += self.redis.count_sessions()
+        # With both stores, sessions only Redis holds are found as the run goes: the bar grows.
         return total
 
     def batches(self) -> Iterator[list[SessionSource]]:
@@ -179,9 +178,7 @@ class Importer:
         if email is None and self.redis is not None:
             email = self.redis.oauth_emails().get(source_user_id)
         if not email:
-            raise BrokenRecord(
-                f"unknown user {source_user_id}: no users row and no email in Redis"
-            )
+            raise BrokenRecord(f"unknown user {source_user_id}: no users row and no email in Redis")
         user, created = user_for_email(email=email, dry_run=self.dry_run)
         if created:
             self.summary.users_created += 1

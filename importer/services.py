@@ -90,8 +90,9 @@ def imported_session_write(
         known: set[str] = set()
         if existing is not None and keys:
             known = set(
-                SessionEvent.objects.filter(session_id=merged.id, idempotency_key__in=keys)
-                .values_list("idempotency_key", flat=True)
+                SessionEvent.objects.filter(
+                    session_id=merged.id, idempotency_key__in=keys
+                ).values_list("idempotency_key", flat=True)
             )
         new_events = [e for e in merged.events if e.key not in known]
         changed = record is None or record.fingerprint != fingerprint

@@ -284,7 +284,8 @@ class RedisSource:
         if self._oauth_emails is None:
             emails: dict[str, str] = {}
             keys = (
-                k for k in self.client.scan_iter(match="session:*", count=1000)
+                k
+                for k in self.client.scan_iter(match="session:*", count=1000)
                 if not k.startswith("session:bo1_")
             )
             for key in keys:
@@ -311,7 +312,9 @@ def read_events(source: SessionSource, queued: list[Any]) -> tuple[list[SourceEv
         try:
             envelope = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise BrokenRecord(f"events_history has an entry that is not valid JSON: {exc}") from None
+            raise BrokenRecord(
+                f"events_history has an entry that is not valid JSON: {exc}"
+            ) from None
         history.append(source_event(envelope))
     failed = [source_event(envelope) for envelope in queued]
     return pg, history, failed

@@ -5,51 +5,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('sessions_app', '0003_session_counts'),
+        ("sessions_app", "0003_session_counts"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImportedSession',
+            name="ImportedSession",
             fields=[
-                ('session', models.OneToOneField(db_column='session_id', on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='import_record', serialize=False, to='sessions_app.deliberationsession')),
-                ('source_user_id', models.CharField(max_length=255)),
-                ('source_status', models.CharField(max_length=50)),
-                ('source_phase', models.CharField(blank=True, max_length=50)),
-                ('stores', models.CharField(max_length=20)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('first_imported_at', models.DateTimeField(auto_now_add=True)),
-                ('last_imported_at', models.DateTimeField(auto_now=True)),
+                (
+                    "session",
+                    models.OneToOneField(
+                        db_column="session_id",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="import_record",
+                        serialize=False,
+                        to="sessions_app.deliberationsession",
+                    ),
+                ),
+                ("source_user_id", models.CharField(max_length=255)),
+                ("source_status", models.CharField(max_length=50)),
+                ("source_phase", models.CharField(blank=True, max_length=50)),
+                ("stores", models.CharField(max_length=20)),
+                ("fingerprint", models.CharField(max_length=64)),
+                ("first_imported_at", models.DateTimeField(auto_now_add=True)),
+                ("last_imported_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'imported session',
-                'db_table': 'imported_sessions',
+                "verbose_name": "imported session",
+                "db_table": "imported_sessions",
             },
         ),
         migrations.CreateModel(
-            name='SessionVote',
+            name="SessionVote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_id', models.BigIntegerField()),
-                ('sub_problem_index', models.IntegerField(blank=True, null=True)),
-                ('persona_code', models.CharField(max_length=50)),
-                ('persona_name', models.CharField(blank=True, max_length=255)),
-                ('recommendation', models.TextField()),
-                ('reasoning', models.TextField(blank=True)),
-                ('confidence', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True)),
-                ('conditions', models.JSONField(blank=True, default=list)),
-                ('weight', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('session', models.ForeignKey(db_column='session_id', on_delete=django.db.models.deletion.CASCADE, related_name='votes', to='sessions_app.deliberationsession')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_id", models.BigIntegerField()),
+                ("sub_problem_index", models.IntegerField(blank=True, null=True)),
+                ("persona_code", models.CharField(max_length=50)),
+                ("persona_name", models.CharField(blank=True, max_length=255)),
+                ("recommendation", models.TextField()),
+                ("reasoning", models.TextField(blank=True)),
+                (
+                    "confidence",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True),
+                ),
+                ("conditions", models.JSONField(blank=True, default=list)),
+                (
+                    "weight",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True),
+                ),
+                ("created_at", models.DateTimeField()),
+                (
+                    "session",
+                    models.ForeignKey(
+                        db_column="session_id",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="votes",
+                        to="sessions_app.deliberationsession",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'session_votes',
-                'ordering': ['session', 'created_at', 'source_id'],
-                'constraints': [models.UniqueConstraint(fields=('session', 'source_id'), name='session_votes_source')],
+                "db_table": "session_votes",
+                "ordering": ["session", "created_at", "source_id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("session", "source_id"), name="session_votes_source"
+                    )
+                ],
             },
         ),
     ]

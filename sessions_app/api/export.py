@@ -114,6 +114,12 @@ def transcript_markdown(detail: dict[str, Any], transcript: Transcript) -> str:
         lines += ["", f"Consensus{where}: **{_consensus(level)}**"]
     lines.append("")
 
+    if transcript.other_events:
+        lines += ["## Other events", ""]
+        for other in transcript.other_events:
+            lines.append(f"- #{other.sequence} `{other.event_type}`: {other.text}")
+        lines.append("")
+
     lines += ["## Synthesis", ""]
     lines += [transcript.synthesis.strip() or "No synthesis yet.", ""]
     if transcript.final_recommendation:

@@ -118,7 +118,9 @@ def test_the_killed_sessions_reason_comes_from_redis_where_postgres_never_had_it
         assert cur.fetchone()[0] == 0
     import_json(source)
     for item in BY_CASE["killed"]:
-        assert DeliberationSession.objects.get(pk=item["id"]).error["message"] == item["kill_reason"]
+        assert (
+            DeliberationSession.objects.get(pk=item["id"]).error["message"] == item["kill_reason"]
+        )
 
 
 def test_only_one_store_given_imports_what_that_store_has(source):
