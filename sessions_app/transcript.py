@@ -61,7 +61,7 @@ class Vote:
 
 @dataclass
 class OtherEvent:
-    """An event of a type this reading does not know (the original service's, say): shown plainly."""
+    """An event of a type this reading does not know (the original's, say), shown plainly."""
 
     sequence: int
     event_type: str
