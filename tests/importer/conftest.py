@@ -25,6 +25,7 @@ from django.db import connection
 
 from bo1site.settings_test import REDIS_SLOTS
 
+ROOT = Path(settings.BASE_DIR)
 FIXTURE = Path(
     os.environ.get("BO1_FIXTURE_DIR", Path(settings.BASE_DIR).parent / "shared" / "bo1-fixtures")
 )
