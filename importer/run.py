@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import reset_queries
+
+from sessions_app.models import DeliberationSession
+
 from .mapping import BrokenRecord, Merged, merge_events, merge_session, parse_time
 from .services import imported_session_write, user_for_email
 from .sources import PostgresSource, RedisSource, SessionSource, read_events, read_metadata
@@ -187,11 +191,13 @@ class Importer:
         self._users[source_user_id] = user
         return user
 
-    def import_one(self, source: SessionSource) -> None:
+    def import_one(self, source: SessionSource, maybe_existing: bool = True) -> None:
         try:
             merged = self.merge(source)
             user = self._user(merged.source_user_id)
-            outcome, events = imported_session_write(merged=merged, user=user, dry_run=self.dry_run)
+            outcome, events = imported_session_write(
+                merged=merged, user=user, dry_run=self.dry_run, maybe_existing=maybe_existing
+            )
         except BrokenRecord as exc:
             self.summary.skipped.append({"session_id": source.id, "reason": str(exc)})
             logger.warning("Skipped session %s: %s", source.id, exc)
@@ -213,11 +219,17 @@ class Importer:
         """
         try:
             for batch in self.batches():
+                reset_queries()  # with DEBUG on, Django keeps every query's SQL otherwise
                 if progress is not None and progress.n + len(batch) > (progress.total or 0):
                     progress.total = progress.n + len(batch)  # Redis-only sessions, found late
                     progress.refresh()
+                here = set(
+                    DeliberationSession.objects.filter(pk__in=[s.id for s in batch]).values_list(
+                        "pk", flat=True
+                    )
+                )
                 for source in batch:
-                    self.import_one(source)
+                    self.import_one(source, maybe_existing=source.id in here)
                     if progress is not None:
                         progress.update(1)
         except KeyboardInterrupt:
