@@ -80,7 +80,7 @@ def write_docs(result: Result) -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        rerun = f"{r['rerun_seconds']:.0f} s" if r.get("rerun_seconds") else "–"
+        rerun = f"{r['rerun_seconds']:.0f} s" if r.get("rerun_seconds") else "n/a"
         rows.append(
             f"| {r['started_at'][:16]} | {r['sessions']:,} | {r['events']:,} | "
             f"{r['import_seconds']:.0f} s | {r['sessions_per_second']:.0f} | "
