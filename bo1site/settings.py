@@ -254,5 +254,6 @@ LOGGING = {
         "sessions_app": {"level": LOG_LEVEL},
         "deliberation": {"level": LOG_LEVEL},
         "bo1site": {"level": LOG_LEVEL},
+        "importer": {"level": LOG_LEVEL},
     },
 }

@@ -10,15 +10,17 @@ from typing import Any
 
 from django.db import reset_queries
 
-from sessions_app.models import DeliberationSession
+from sessions_app.models import DeliberationSession, SessionEvent
 
 from .mapping import BrokenRecord, Merged, merge_events, merge_session, parse_time
-from .services import imported_session_write, user_for_email
+from .models import ImportedSession
+from .services import Prior, imported_session_write, user_for_email
 from .sources import PostgresSource, RedisSource, SessionSource, read_events, read_metadata
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+NEW = Prior(exists=False)
 
 
 @dataclass
@@ -191,12 +193,12 @@ class Importer:
         self._users[source_user_id] = user
         return user
 
-    def import_one(self, source: SessionSource, maybe_existing: bool = True) -> None:
+    def import_one(self, source: SessionSource, prior: Prior | None = None) -> None:
         try:
             merged = self.merge(source)
             user = self._user(merged.source_user_id)
             outcome, events = imported_session_write(
-                merged=merged, user=user, dry_run=self.dry_run, maybe_existing=maybe_existing
+                merged=merged, user=user, dry_run=self.dry_run, prior=prior
             )
         except BrokenRecord as exc:
             self.summary.skipped.append({"session_id": source.id, "reason": str(exc)})
@@ -212,6 +214,27 @@ class Importer:
             self.summary.sessions_unchanged += 1
         logger.debug("Session %s %s (%d new events)", source.id, outcome, events)
 
+    def _priors(self, ids: list[str]) -> dict[str, Prior]:
+        """What is here already for a batch: three queries instead of three per session."""
+        here = set(DeliberationSession.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if not here:
+            return {}
+        prints = dict(
+            ImportedSession.objects.filter(session_id__in=here).values_list(
+                "session_id", "fingerprint"
+            )
+        )
+        keys: dict[str, set[str]] = {sid: set() for sid in here}
+        rows = SessionEvent.objects.filter(
+            session_id__in=here, idempotency_key__isnull=False
+        ).values_list("session_id", "idempotency_key")
+        for sid, key in rows.iterator(chunk_size=5000):
+            keys[sid].add(key)
+        return {
+            sid: Prior(exists=True, fingerprint=prints.get(sid), event_keys=frozenset(keys[sid]))
+            for sid in here
+        }
+
     def run(self, progress: Any = None) -> Summary:
         """Import everything; Ctrl-C stops between (or inside, rolled back) whole sessions.
 
@@ -223,13 +246,9 @@ class Importer:
                 if progress is not None and progress.n + len(batch) > (progress.total or 0):
                     progress.total = progress.n + len(batch)  # Redis-only sessions, found late
                     progress.refresh()
-                here = set(
-                    DeliberationSession.objects.filter(pk__in=[s.id for s in batch]).values_list(
-                        "pk", flat=True
-                    )
-                )
+                priors = self._priors([s.id for s in batch])
                 for source in batch:
-                    self.import_one(source, maybe_existing=source.id in here)
+                    self.import_one(source, prior=priors.get(source.id, NEW))
                     if progress is not None:
                         progress.update(1)
         except KeyboardInterrupt:

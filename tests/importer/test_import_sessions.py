@@ -1,5 +1,6 @@
 """import_bo1 on the bo1 fixture: users, sessions, statuses, phases, votes and the merge rule."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ from importer.models import ImportedSession, SessionVote
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, SessionEvent
 from tests.factories import UserFactory
-from tests.importer.conftest import expected, import_json
+from tests.importer.conftest import expected, import_json, run_import
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,10 +136,6 @@ def test_only_one_store_given_imports_what_that_store_has(source):
 
 
 def import_json_pg_only(source):
-    import json
-
-    from tests.importer.conftest import run_import
-
     code, out = run_import("--database-url", source.database_url, "--json")
     return code, json.loads(out)
 
@@ -152,3 +149,21 @@ def test_imported_sessions_get_their_hot_entry_written_through(source):
     assert entry["status"] == "completed"
     assert entry["event_count"] == item["events"]
     assert SessionEvent.objects.filter(session_id=item["id"]).count() == item["events"]
+
+
+def test_redis_alone_imports_the_sessions_whose_user_it_can_name(source):
+    code, out = run_import("--redis-url", source.redis_url, "--json")
+
+    summary = json.loads(out)
+    # Without PostgreSQL the only email Redis holds is in Alice's OAuth session.
+    assert code == 2
+    alice = {
+        s["id"]
+        for s in EXPECTED["sessions"]
+        if s["user_email_lower"] == "alice@example.com" and s["case"] != "pg_only"
+    }
+    assert set(DeliberationSession.objects.values_list("id", flat=True)) == alice
+    assert all("unknown user" in s["reason"] for s in summary["skipped"])
+    assert summary["sessions"]["skipped"] == sum(
+        1 for s in EXPECTED["sessions"] if s["user_email_lower"] != "alice@example.com"
+    )
