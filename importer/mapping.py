@@ -396,6 +396,7 @@ def merge_session(
         pause_reason = PauseReason.CLARIFICATION if waiting else PauseReason.USER
         clarification = _clarification_question(events) if waiting else ""
 
+    phase: str
     if status == Status.COMPLETED:
         phase = Phase.COMPLETE
     elif source_phase in PHASES:

@@ -92,12 +92,10 @@ class Importer:
 
     def batches(self) -> Iterator[list[SessionSource]]:
         """Sessions to import, a batch at a time: PostgreSQL's rows, then Redis-only ones."""
-        seen_in_postgres = 0
         if self.postgres is not None:
             for rows in self.postgres.session_batches(self.since, self.batch_size):
                 sources = {r["id"]: SessionSource(id=r["id"], row=r) for r in rows}
                 self._fill(sources)
-                seen_in_postgres += len(sources)
                 yield list(sources.values())
         if self.redis is not None:
             for ids in self.redis.session_id_batches(self.batch_size):
@@ -113,10 +111,10 @@ class Importer:
                     ]
                     if not ids:
                         continue
-                    rows = self._rows(ids, in_table)
+                    found = self._rows(ids, in_table)
                 else:
-                    rows = {}
-                sources = {i: SessionSource(id=i, row=rows.get(i)) for i in ids}
+                    found = {}
+                sources = {i: SessionSource(id=i, row=found.get(i)) for i in ids}
                 self._fill(sources)
                 if self.since is not None:
                     sources = {i: s for i, s in sources.items() if self._recent(s)}
@@ -229,7 +227,8 @@ class Importer:
             session_id__in=here, idempotency_key__isnull=False
         ).values_list("session_id", "idempotency_key")
         for sid, key in rows.iterator(chunk_size=5000):
-            keys[sid].add(key)
+            if key:
+                keys[sid].add(key)
         return {
             sid: Prior(exists=True, fingerprint=prints.get(sid), event_keys=frozenset(keys[sid]))
             for sid in here

@@ -152,11 +152,13 @@ def imported_session_write(
         keys = [e.key for e in merged.events]
         known: set[str] = set()
         if existing is not None and keys:
-            known = set(
-                SessionEvent.objects.filter(
+            known = {
+                key
+                for key in SessionEvent.objects.filter(
                     session_id=merged.id, idempotency_key__in=keys
                 ).values_list("idempotency_key", flat=True)
-            )
+                if key
+            }
         new_events = [e for e in merged.events if e.key not in known]
         changed = record is None or record.fingerprint != fingerprint
         if not changed and not new_events:
