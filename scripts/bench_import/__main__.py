@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             "DATABASE_URL": databases.target_url,
             "REDIS_URL": redis_dbs.target_url,
             "DATABASE_PREPARED_STATEMENTS": "1",
+            "DJANGO_DEBUG": "0",  # as a production host runs it (no query log kept)
         }
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],

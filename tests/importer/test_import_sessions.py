@@ -1,6 +1,7 @@
 """import_bo1 on the bo1 fixture: users, sessions, statuses, phases, votes and the merge rule."""
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -167,3 +168,18 @@ def test_redis_alone_imports_the_sessions_whose_user_it_can_name(source):
     assert summary["sessions"]["skipped"] == sum(
         1 for s in EXPECTED["sessions"] if s["user_email_lower"] != "alice@example.com"
     )
+
+
+def test_times_postgres_never_filled_come_from_redis_epochs_as_aware_datetimes(source):
+    item = BY_CASE["completed"][0]
+    meta = json.loads(source.redis.get(f"metadata:{item['id']}"))
+    with source.pg() as conn, conn.cursor() as cur:
+        cur.execute("SELECT completed_at FROM sessions WHERE id = %s", [item["id"]])
+        assert cur.fetchone()[0] is None
+
+    import_json(source)
+
+    session = DeliberationSession.objects.get(pk=item["id"])
+    assert session.completed_at == datetime.fromtimestamp(float(meta["completed_at"]), tz=UTC)
+    assert session.started_at == datetime.fromtimestamp(float(meta["started_at"]), tz=UTC)
+    assert session.created_at.tzinfo is not None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
+from django.db import DatabaseError, connection
 from tqdm import tqdm
 
 from importer.mapping import BrokenRecord, parse_time
@@ -37,8 +37,11 @@ def _commits_without_waiting(enabled: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET synchronous_commit")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except DatabaseError:  # the connection broke (Ctrl-C inside a query): nothing to reset
+            connection.close()
 
 
 class Command(BaseCommand):
