@@ -226,7 +226,7 @@ class Importer:
         rows = SessionEvent.objects.filter(
             session_id__in=here, idempotency_key__isnull=False
         ).values_list("session_id", "idempotency_key")
-        for sid, key in rows.iterator(chunk_size=5000):
+        for sid, key in rows:  # one batch: a plain fetch, no server-side cursor to hold
             if key:
                 keys[sid].add(key)
         return {
