@@ -111,7 +111,7 @@ class Importer:
                     ]
                     if not ids:
                         continue
-                    found = self._rows(ids, in_table)
+                    found = self.postgres.rows([i for i in ids if i in in_table])
                 else:
                     found = {}
                 sources = {i: SessionSource(id=i, row=found.get(i)) for i in ids}
@@ -119,19 +119,6 @@ class Importer:
                 if self.since is not None:
                     sources = {i: s for i, s in sources.items() if self._recent(s)}
                 yield list(sources.values())
-
-    def _rows(self, ids: list[str], in_table: dict[str, datetime]) -> dict[str, dict[str, Any]]:
-        wanted = [i for i in ids if i in in_table]
-        if not wanted or self.postgres is None:
-            return {}
-        found: dict[str, dict[str, Any]] = {}
-        cols = ", ".join(self.postgres.session_columns)
-        with self.postgres.conn.cursor() as cur:
-            cur.execute(f"SELECT {cols} FROM sessions WHERE id = ANY(%s)", [wanted])  # noqa: S608
-            for values in cur.fetchall():
-                row = dict(zip(self.postgres.session_columns, values, strict=True))
-                found[row["id"]] = row
-        return found
 
     def _recent(self, source: SessionSource) -> bool:
         """With --since: a session found through Redis counts when its metadata is that new."""

@@ -152,6 +152,16 @@ class PostgresSource:
             cur.execute("SELECT id, updated_at FROM sessions WHERE id = ANY(%s)", [ids])
             return dict(cur.fetchall())
 
+    def rows(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """These sessions' rows, by id."""
+        if not ids:
+            return {}
+        cols = ", ".join(self.session_columns)
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT {cols} FROM sessions WHERE id = ANY(%s)", [ids])  # noqa: S608
+            rows = [dict(zip(self.session_columns, v, strict=True)) for v in cur.fetchall()]
+        return {row["id"]: row for row in rows}
+
     def fill(self, sources: dict[str, SessionSource]) -> None:
         """Add the events and votes of these sessions, each in the order the table gives."""
         ids = list(sources)
