@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "deliberation",
     "dashboard",
+    "importer",
 ]
 
 MIDDLEWARE = [
@@ -272,5 +273,6 @@ LOGGING = {
         "sessions_app": {"level": LOG_LEVEL},
         "deliberation": {"level": LOG_LEVEL},
         "bo1site": {"level": LOG_LEVEL},
+        "importer": {"level": LOG_LEVEL},
     },
 }
