@@ -163,8 +163,9 @@ BO1_MODELS = {
     if (model := env.str(f"BO1_MODEL_{role.upper()}", default=""))
 }
 # A worker holds a per-session lease in Redis and renews it; a lease left to expire means the
-# worker died, and the reaper requeues the session.
+# worker died, and the repair pass (deliberation/reconcile.py) requeues the session.
 BO1_LEASE_TTL = env.int("BO1_LEASE_TTL", default=30)
+# Seconds between two runs of that repair pass in each worker (the name predates the pass).
 BO1_REAPER_INTERVAL = env.int("BO1_REAPER_INTERVAL", default=30)
 # How long a worker keeps retrying writes PostgreSQL refused before it leaves them to reconcile.
 BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)

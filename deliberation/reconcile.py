@@ -1,9 +1,16 @@
-"""Repairs what an outage left behind: kept writes, stale hot entries, sessions without a worker."""
+"""The repair job: applies kept writes, rewrites stale hot entries, requeues sessions whose worker
+is gone. `manage.py reconcile_sessions` runs it once; every worker runs it periodically.
+"""
 
 import logging
+import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
 
 from sessions_app.cache import REDIS_ERRORS, SessionCache, entry_key, redis_client
 from sessions_app.models import DeliberationSession, Status
@@ -11,7 +18,7 @@ from sessions_app.snapshots import session_snapshot
 
 from .lease import lease_alive
 from .outbox import Outbox, sessions_with_kept_writes
-from .reaper import orphaned_sessions
+from .services import enqueue_run
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +26,8 @@ logger = logging.getLogger(__name__)
 COMPARED = ("status", "phase", "round_number", "total_cost", "synthesis", "pause_reason")
 BATCH = 500
 ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSED)
+# A queued session normally starts within seconds; one older than this lost its message.
+QUEUED_GRACE = timedelta(seconds=60)
 
 
 @dataclass
@@ -82,9 +91,25 @@ def _repair_hot_entries(report: ReconcileReport, *, every_entry: bool) -> None:
                     SessionCache.set(session.id, snapshot)
 
 
-def _requeue_orphans(report: ReconcileReport) -> None:
-    from .services import enqueue_run
+def orphaned_sessions() -> list[str]:
+    """Running sessions with no live lease, and queued ones that waited too long."""
+    grace = timedelta(seconds=int(settings.BO1_LEASE_TTL))
+    now = timezone.now()
+    candidates = DeliberationSession.objects.filter(
+        status__in=(Status.RUNNING, Status.QUEUED)
+    ).values_list("id", "status", "status_changed_at", "last_activity_at")
+    orphans = []
+    for session_id, status, changed_at, active_at in candidates:
+        last_sign = max(filter(None, (changed_at, active_at)))
+        waited = QUEUED_GRACE if status == Status.QUEUED else grace
+        if now - last_sign < waited:
+            continue
+        if lease_alive(session_id) is False:
+            orphans.append(session_id)
+    return orphans
 
+
+def _requeue_orphans(report: ReconcileReport) -> None:
     for session_id in orphaned_sessions():
         report.requeued.append(session_id)
         if not report.dry_run:
@@ -110,3 +135,25 @@ def reconcile_sessions(*, dry_run: bool = False, every_entry: bool = True) -> Re
             len(report.requeued),
         )
     return report
+
+
+class ReconcileThread(threading.Thread):
+    """The periodic repair: `reconcile_sessions(every_entry=False)` at once, then every
+    BO1_REAPER_INTERVAL seconds, in each worker process."""
+
+    def __init__(self) -> None:
+        super().__init__(name="bo1-reconcile", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        interval = max(int(settings.BO1_REAPER_INTERVAL), 1)
+        while True:
+            try:
+                close_old_connections()
+                reconcile_sessions(every_entry=False)
+            except DatabaseError as exc:
+                logger.warning("Reconcile skipped a pass: %s", exc)
+            except Exception:  # the repair must outlive any single bad pass
+                logger.exception("Reconcile pass failed")
+            if self.stopping.wait(interval):
+                return

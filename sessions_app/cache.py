@@ -16,6 +16,9 @@ from redis.exceptions import RedisError
 
 from bo1site import jsoncodec
 
+from .models import DeliberationSession
+from .snapshots import session_snapshot
+
 logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisError, ConnectionInterrupted, OSError)
@@ -90,6 +93,20 @@ class SessionCache:
         if not stored:
             logger.warning("Redis write skipped for session %s", session_id)
         return stored
+
+    @classmethod
+    def refresh(cls, session_id: str) -> dict[str, Any] | None:
+        """Rewrite the entry from the row as PostgreSQL has it now; returns what was written.
+
+        A session PostgreSQL no longer has loses its keys instead.
+        """
+        session = DeliberationSession.objects.filter(pk=session_id).first()
+        if session is None:
+            cls.delete(session_id)
+            return None
+        snapshot = session_snapshot(session)
+        cls.set(session_id, snapshot)
+        return snapshot
 
     @classmethod
     def queue_set(cls, pipe: Any, session_id: str, snapshot: dict[str, Any]) -> None:

@@ -111,10 +111,6 @@ class DeliberationSession(models.Model):
     def __str__(self) -> str:
         return self.id
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
 
 FINISHED_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.KILLED, Status.DELETED})
 

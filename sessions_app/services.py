@@ -358,13 +358,7 @@ def session_soft_delete(*, session_id: str) -> DeliberationSession:
 
 def session_cache_refresh(*, session_id: str) -> dict[str, Any] | None:
     """Rewrite a session's hot entry from PostgreSQL; returns the snapshot written."""
-    session = DeliberationSession.objects.filter(pk=session_id).first()
-    if session is None:
-        SessionCache.delete(session_id)
-        return None
-    snapshot = session_snapshot(session)
-    SessionCache.set(session_id, snapshot)
-    return snapshot
+    return SessionCache.refresh(session_id)
 
 
 def session_purge(*, session_id: str) -> None:

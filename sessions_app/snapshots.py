@@ -6,22 +6,6 @@ from typing import Any
 
 from .models import DeliberationSession
 
-SUMMARY_FIELDS = (
-    "id",
-    "status",
-    "phase",
-    "round_number",
-    "total_cost",
-    "total_tokens",
-    "contributions",
-    "pause_reason",
-    "final_recommendation",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "last_activity_at",
-)
 # The fields a hot entry may carry more recently than the row it was read with.
 LIVE_FIELDS = (
     "status",

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from deliberation.lease import Lease
 from deliberation.outbox import OutboxOp, outbox_key
-from deliberation.reaper import ReaperThread
+from deliberation.reconcile import ReconcileThread
 from sessions_app.cache import SessionCache, entry_key
 from sessions_app.models import DeliberationSession, SessionEvent, Status
 from sessions_app.services import NewEvent, session_cache_refresh, session_transition
@@ -188,8 +188,8 @@ def test_the_same_repair_runs_periodically_in_every_worker(user, direct_redis, s
     settings.BO1_REAPER_INTERVAL = 1
     session = running_session(user, idle_for=timedelta(seconds=0))
     keep_writes(direct_redis, session.id, count=2)
-    reaper = ReaperThread()
-    reaper.start()
+    repair = ReconcileThread()
+    repair.start()
     try:
         wait_until(
             lambda: SessionEvent.objects.filter(session=session).count() == 2,
@@ -197,7 +197,7 @@ def test_the_same_repair_runs_periodically_in_every_worker(user, direct_redis, s
             what="kept writes applied by the periodic pass",
         )
     finally:
-        reaper.stopping.set()
-        reaper.join(timeout=5)
+        repair.stopping.set()
+        repair.join(timeout=5)
     assert not direct_redis.exists(outbox_key(session.id))
-    assert not reaper.is_alive()
+    assert not repair.is_alive()
