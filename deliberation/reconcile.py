@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from sessions_app.cache import REDIS_ERRORS, SessionCache, entry_key, redis_client
+from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, Status
 from sessions_app.snapshots import session_snapshot
 
@@ -53,19 +52,9 @@ def _apply_kept_writes(report: ReconcileReport) -> None:
         report.applied.append(session_id)
 
 
-def _hot_session_ids() -> list[str]:
-    pattern = cache.make_key(entry_key("*"))
-    prefix = len(cache.make_key(entry_key("")))
-    try:
-        return [k.decode()[prefix:] for k in redis_client().scan_iter(match=pattern, count=1000)]
-    except REDIS_ERRORS as exc:
-        logger.warning("Reconcile cannot read Redis: %s", exc)
-        return []
-
-
 def _repair_hot_entries(report: ReconcileReport, *, every_entry: bool) -> None:
     if every_entry:
-        ids = _hot_session_ids()
+        ids = SessionCache.hot_session_ids()
     else:  # the periodic pass looks only at sessions that are still moving
         ids = list(
             DeliberationSession.objects.filter(status__in=ACTIVE).values_list("id", flat=True)

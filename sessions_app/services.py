@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from bo1site.db.prepared import execute_prepared
 
-from .cache import EventStream, SessionCache
+from .cache import SessionCache
 from .models import FINISHED_STATUSES, DeliberationSession, PauseReason, SessionEvent, Status
 from .signals import session_status_changed
 from .snapshots import session_snapshot
@@ -190,7 +190,7 @@ def _after_commit_publish(
     payload = [event_payload(row) for row in rows]
 
     def publish() -> None:
-        EventStream.append(session.id, payload, entry=snapshot)
+        SessionCache.append_events(session.id, payload, entry=snapshot)
 
     transaction.on_commit(publish)
 
