@@ -88,8 +88,8 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://127.0.0.1:5432/bo1")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The queries every request runs are prepared once per connection (bo1site/db/prepared.py);
-# switch off behind a pooler in transaction mode.
+# The lookups every request (or engine step) runs by a unique key are prepared once per
+# connection (bo1site/db/prepared.py); switch off behind a pooler in transaction mode.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend with a health check that needs no round trip (bo1site/db/base.py).

@@ -2,16 +2,15 @@
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bo1site.db.prepared import execute_prepared
+from bo1site.db.prepared import Param, PreparedQuery
 
 from .cache import SessionCache
 from .models import FINISHED_STATUSES, DeliberationSession, PauseReason, SessionEvent, Status
@@ -263,50 +262,26 @@ def session_transition(
     return session
 
 
-@dataclass(frozen=True)
-class _RowRead:
-    """A prepared single-row read: its SQL, the attribute names it reads, their converters."""
-
-    sql: str
-    names: list[str]
-    converters: list[tuple[int, Callable[..., Any], Any]]
-
-
-@cache
-def _progress_lock_read() -> _RowRead:
-    """`SELECT ... FOR UPDATE` of one session without its engine checkpoint.
-
-    The checkpoint grows with the transcript and is only ever written by a progress update,
-    never read, so it stays out of the locked read. The statement is written once from the
-    model's metadata and prepared once per connection: composing it through the ORM on every
-    step cost more CPU than PostgreSQL spends answering it.
-    """
-    quote = connection.ops.quote_name
-    meta = DeliberationSession._meta
-    fields = [f for f in meta.concrete_fields if f.attname != "checkpoint"]
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    pk = quote(str(meta.pk.column))  # type: ignore[union-attr]
-    sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {pk} = %s FOR UPDATE"  # noqa: S608
-    converters = [
-        (index, converter, f.get_col(meta.db_table))
-        for index, f in enumerate(fields)
-        for converter in f.get_db_converters(connection)
-    ]
-    return _RowRead(sql, [f.attname for f in fields], converters)
+# Each engine step locks its session's row. The checkpoint grows with the transcript and is
+# only ever written by a progress update, never read, so it stays out of the locked read; the
+# query is compiled once (bo1site/db/prepared.py): building it through the ORM on every step
+# cost more CPU than PostgreSQL spends answering it.
+PROGRESS_LOCK = PreparedQuery(
+    "bo1_session_lock",
+    lambda: (
+        DeliberationSession.objects.select_for_update()
+        .defer("checkpoint")
+        .filter(pk=Param("session_id"))
+    ),
+)
 
 
 def _lock_for_progress(session_id: str) -> DeliberationSession:
-    """The session's row, locked until the transaction ends (the ORM's from_db builds it)."""
-    read = _progress_lock_read()
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, "bo1_session_lock", read.sql, [session_id])
-        row = cursor.fetchone()
-    if row is None:
+    """The session's row, locked until the transaction ends."""
+    session = PROGRESS_LOCK.first(session_id=session_id)
+    if session is None:
         raise SessionNotFound(session_id)
-    values = list(row)
-    for index, converter, expression in read.converters:
-        values[index] = converter(values[index], expression, connection)
-    return DeliberationSession.from_db(connection.alias, read.names, values)
+    return session
 
 
 def session_record_progress(
