@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, Status
+from sessions_app.services import session_counts_fold
 from sessions_app.snapshots import session_snapshot
 
 from .lease import lease_alive
@@ -34,6 +35,7 @@ class ReconcileReport:
     applied: list[str] = field(default_factory=list)  # sessions whose kept writes were applied
     repaired: list[str] = field(default_factory=list)  # hot entries rewritten from PostgreSQL
     requeued: list[str] = field(default_factory=list)  # sessions queued again for a worker
+    folded: int = 0  # count changes moved into the per-user counters (housekeeping)
     dry_run: bool = False
 
     @property
@@ -107,7 +109,8 @@ def _requeue_orphans(report: ReconcileReport) -> None:
 
 
 def reconcile_sessions(*, dry_run: bool = False, every_entry: bool = True) -> ReconcileReport:
-    """Apply kept writes, repair hot entries that disagree with PostgreSQL, requeue orphans.
+    """Apply kept writes, repair hot entries that disagree with PostgreSQL, requeue orphans,
+    and fold the count changes into the per-user counters.
 
     `every_entry=False` (the periodic pass) checks only the entries of unfinished sessions.
     """
@@ -115,6 +118,8 @@ def reconcile_sessions(*, dry_run: bool = False, every_entry: bool = True) -> Re
     _apply_kept_writes(report)
     _repair_hot_entries(report, every_entry=every_entry)
     _requeue_orphans(report)
+    if not dry_run:
+        report.folded = session_counts_fold()
     if report.changed:
         logger.info(
             "Reconcile%s: %d kept-write sessions, %d hot entries, %d requeued",

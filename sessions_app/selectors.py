@@ -11,7 +11,7 @@ from django.db.models import QuerySet, Sum
 from bo1site.db.prepared import Param, PreparedQuery
 
 from .cache import SessionCache
-from .models import DeliberationSession, SessionCount, SessionEvent, Status
+from .models import DeliberationSession, SessionCount, SessionCountChange, SessionEvent, Status
 from .services import event_payload
 from .snapshots import LIST_FIELDS, merge_live, session_snapshot, session_summary
 
@@ -48,12 +48,18 @@ def _list_page(user_id: Any, status: Any = None) -> QuerySet[DeliberationSession
     return rows.order_by("-created_at", "-id").values_list(*LIST_FIELDS)
 
 
-def _list_total(user_id: Any, status: Any = None) -> QuerySet[SessionCount, Any]:
-    """The exact number of the list's rows, from the per-status counters a trigger keeps."""
-    counts = SessionCount.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
-    if status is not None:
-        counts = counts.filter(status=status)
-    return counts.values("user_id").annotate(total=Sum("count")).values_list("total", flat=True)
+def _list_total(user_id: Any, status: Any = None) -> QuerySet[Any, Any]:
+    """The exact number of the list's rows: the per-status counters plus the changes a trigger
+    appended since they were last folded in (at most two rows to add up)."""
+    parts = []
+    for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
+        rows = model.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
+        if status is not None:
+            rows = rows.filter(status=status)
+        parts.append(
+            rows.values("user_id").annotate(total=Sum(column)).values_list("total", flat=True)
+        )
+    return parts[0].union(parts[1], all=True)
 
 
 # The same two queries, compiled once (bo1site/db/prepared.py), with and without the status
@@ -95,12 +101,22 @@ def session_list_for_user(
     else:
         values = {"user_id": user.pk, "status": status, "limit": limit, "offset": offset}
         rows = LIST_PAGE[bool(status)].fetch(**values)
-        total = int(LIST_TOTAL[bool(status)].first(**values) or 0) if rows or offset else 0
+        total = sum(LIST_TOTAL[bool(status)].fetch(**values)) if rows or offset else 0
     summaries = [session_summary(row) for row in rows]
     hot = SessionCache.get_many(summary["id"] for summary in summaries)
     sessions = [merge_live(summary, hot.get(summary["id"])) for summary in summaries]
     logger.info("Loaded %d sessions from PostgreSQL for user %s", len(sessions), user.pk)
     return SessionPage(sessions=sessions, total=total, limit=limit, offset=offset)
+
+
+def session_counts_for_user(*, user: User) -> dict[str, int]:
+    """How many sessions the user has in each status (deleted ones too), as the list counts."""
+    counts: dict[str, int] = {}
+    for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
+        rows = model.objects.filter(user=user).values("status").annotate(n=Sum(column))
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + int(row["n"])
+    return {status: n for status, n in counts.items() if n}
 
 
 def session_detail_for_user(*, user: User, session_id: str) -> dict[str, Any] | None:

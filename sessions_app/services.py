@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from bo1site.db.prepared import Param, PreparedQuery
+from bo1site.db.prepared import Param, PreparedInsert, PreparedQuery
 
 from .cache import SessionCache
 from .models import FINISHED_STATUSES, DeliberationSession, PauseReason, SessionEvent, Status
@@ -90,6 +90,10 @@ class NewEvent:
     idempotency_key: str | None = None
 
 
+# The INSERT of a new session, compiled once and prepared per connection (bo1site/db/prepared.py).
+SESSION_INSERT = PreparedInsert("bo1_session_insert", DeliberationSession)
+
+
 def session_create(
     *,
     user: User,
@@ -121,7 +125,7 @@ def session_create(
     in_transaction = transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            session.save(force_insert=True)
+            SESSION_INSERT.insert(session)
     except IntegrityError:
         if idempotency_key:  # a concurrent retry won the race: answer with its session
             return DeliberationSession.objects.get(
@@ -334,6 +338,17 @@ def session_soft_delete(*, session_id: str) -> DeliberationSession:
 def session_cache_refresh(*, session_id: str) -> dict[str, Any] | None:
     """Rewrite a session's hot entry from PostgreSQL; returns the snapshot written."""
     return SessionCache.refresh(session_id)
+
+
+def session_counts_fold() -> int:
+    """Fold the count changes the trigger appended into the per-user counters; returns how many.
+
+    The list's total is exact with or without it; folding keeps the changes few, so the count
+    stays a handful of rows. The periodic repair runs it.
+    """
+    with connection.cursor() as cursor:
+        cursor.callproc("session_counts_fold")
+        return int(cursor.fetchone()[0])
 
 
 def session_purge(*, session_id: str) -> None:

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from bo1site.db.prepared import Param, PreparedQuery
-from sessions_app.models import DeliberationSession, SessionCount, Status
+from sessions_app.models import DeliberationSession, SessionCountChange, Status
 from tests.factories import SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -72,9 +72,9 @@ def test_values_pages_and_flat_values_are_bound_per_run(user, other_user):
     total = PreparedQuery(
         "bo1_test_total",
         lambda: (
-            SessionCount.objects.filter(user_id=Param("user_id"))
+            SessionCountChange.objects.filter(user_id=Param("user_id"))
             .values("user_id")
-            .annotate(total=Sum("count"))
+            .annotate(total=Sum("delta"))
             .values_list("total", flat=True)
         ),
     )
@@ -103,3 +103,22 @@ def test_a_sliced_queryset_is_refused():
     query = PreparedQuery("bo1_test_sliced", lambda: DeliberationSession.objects.all()[:5])
     with pytest.raises(ValueError, match="paginated"):
         query.fetch()
+
+
+def test_an_insert_writes_the_row_save_would_write(user):
+    from bo1site.db.prepared import PreparedInsert
+
+    insert = PreparedInsert("bo1_test_insert", DeliberationSession)
+    for n in range(2):
+        session = DeliberationSession(
+            user=user, problem_statement=f"Question {n}?", problem_context={"n": n}
+        )
+        insert.insert(session)
+        assert session._state.adding is False
+        stored = DeliberationSession.objects.get(pk=session.pk)
+        assert (stored.problem_context, stored.status, stored.created_at) == (
+            {"n": n},
+            Status.CREATED,
+            session.created_at,
+        )
+    assert "bo1_test_insert" in prepared_names()

@@ -41,6 +41,7 @@ from django.db.models.query import (
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.models.sql.subqueries import InsertQuery
 
 
 def _numbered(sql: str) -> str:
@@ -195,3 +196,42 @@ def _row_builder(queryset: QuerySet[Any, Any], compiler: Any) -> Callable[[list[
         return objects
 
     return build
+
+
+class PreparedInsert:
+    """`obj.save(force_insert=True)` for a model whose primary key the application makes, with
+    the INSERT the ORM compiles built once and prepared on the server once per connection.
+
+    Each field's value goes through the field exactly as in save() (`pre_save`, then
+    `get_db_prep_save`); model signals are not sent (nothing in the project listens to them
+    for these models).
+    """
+
+    def __init__(self, name: str, model: type[Model]) -> None:
+        self.name = name
+        self.model = model
+        self.fields = list(model._meta.local_concrete_fields)
+        self._sql: str | None = None
+
+    def insert(self, obj: Model, *, using: str = "default") -> None:
+        connection = connections[using]
+        values = [
+            field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+            for field in self.fields
+        ]
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, self.name, self._sql or self._compile(using), values)
+        obj._state.adding = False
+        obj._state.db = using
+
+    def _compile(self, using: str) -> str:
+        template = self.model()
+        for field in self.fields:
+            setattr(template, field.attname, Param(field.attname))
+        query = InsertQuery(self.model)
+        query.insert_values(self.fields, [template])
+        [(sql, params)] = query.get_compiler(using=using).as_sql()
+        if len(params) != len(self.fields) or not all(isinstance(p, Param) for p in params):
+            raise ValueError(f"{self.name}: the compiled INSERT does not bind every field")
+        self._sql = sql
+        return sql

@@ -303,6 +303,16 @@ def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _ms(create["paced"]["p50"]),
             create["paced"]["p50"] <= 5,
         )
+    if lst and create and lst.get("cpu_ms_per_request") and create.get("cpu_ms_per_request"):
+        list_cpu = lst["cpu_ms_per_request"] + (lst.get("db_cpu_ms_per_request") or 0)
+        create_cpu = create["cpu_ms_per_request"] + (create.get("db_cpu_ms_per_request") or 0)
+        ratio = create_cpu / list_cpu
+        add(
+            "create vs list page: server CPU (web + PostgreSQL) per request, unpaced",
+            "<= 0.6x",
+            f"{create_cpu:.2f} / {list_cpu:.2f} ms = {ratio:.2f}x",
+            ratio <= 0.6,
+        )
     streams = results.get("streams")
     if streams:
         client = streams["client"]
