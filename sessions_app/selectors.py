@@ -49,8 +49,8 @@ def _list_page(user_id: Any, status: Any = None) -> QuerySet[DeliberationSession
 
 
 def _list_total(user_id: Any, status: Any = None) -> QuerySet[Any, Any]:
-    """The exact number of the list's rows: the per-status counters plus the changes a trigger
-    appended since they were last folded in (at most two rows to add up)."""
+    """The exact number of the list's rows: the per-status counters plus the per-connection
+    changes the trigger kept since the last fold (one query; at most two rows to add up)."""
     parts = []
     for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
         rows = model.objects.filter(user_id=user_id).exclude(status=Status.DELETED)

@@ -341,7 +341,7 @@ def session_cache_refresh(*, session_id: str) -> dict[str, Any] | None:
 
 
 def session_counts_fold() -> int:
-    """Fold the count changes the trigger appended into the per-user counters; returns how many.
+    """Fold the per-connection count changes into the per-user counters; returns the rows moved.
 
     The list's total is exact with or without it; folding keeps the changes few, so the count
     stays a handful of rows. The periodic repair runs it.

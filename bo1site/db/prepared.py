@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Expression, Model, QuerySet
+from django.db.models import Expression, Model, QuerySet, signals
 from django.db.models.query import (
     FlatValuesListIterable,
     ModelIterable,
@@ -60,7 +60,8 @@ def execute_prepared(cursor: Any, name: str, sql: str, params: Sequence[Any]) ->
         cursor.execute(sql, params)
         return
     if name not in prepared:
-        with raw.cursor() as setup:
+        # Errors as Django raises them (django.db.OperationalError...), as for the EXECUTE.
+        with cursor.db.wrap_database_errors, raw.cursor() as setup:
             setup.execute(f"PREPARE {name} AS {_numbered(sql)}")
         prepared.add(name)
     placeholders = ", ".join(["%s"] * len(params))
@@ -203,8 +204,8 @@ class PreparedInsert:
     the INSERT the ORM compiles built once and prepared on the server once per connection.
 
     Each field's value goes through the field exactly as in save() (`pre_save`, then
-    `get_db_prep_save`); model signals are not sent (nothing in the project listens to them
-    for these models).
+    `get_db_prep_save`), and the model's pre_save and post_save signals are sent as save() sends
+    them.
     """
 
     def __init__(self, name: str, model: type[Model]) -> None:
@@ -215,6 +216,9 @@ class PreparedInsert:
 
     def insert(self, obj: Model, *, using: str = "default") -> None:
         connection = connections[using]
+        signals.pre_save.send(
+            sender=self.model, instance=obj, raw=False, using=using, update_fields=None
+        )
         values = [
             field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
             for field in self.fields
@@ -223,6 +227,14 @@ class PreparedInsert:
             execute_prepared(cursor, self.name, self._sql or self._compile(using), values)
         obj._state.adding = False
         obj._state.db = using
+        signals.post_save.send(
+            sender=self.model,
+            instance=obj,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=using,
+        )
 
     def _compile(self, using: str) -> str:
         template = self.model()

@@ -58,7 +58,7 @@ BEGIN
 END;
 $$;
 
--- Moves the appended changes into the counters, in one transaction: a reader sees either the
+-- Moves the change rows into the counters, in one transaction: a reader sees either the
 -- changes or their sum, never both or neither. Changes of a user who is gone are dropped.
 -- Returns how many change rows it moved.
 CREATE FUNCTION session_counts_fold() RETURNS bigint LANGUAGE plpgsql AS $$
