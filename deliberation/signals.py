@@ -1,25 +1,25 @@
-"""Worker life-cycle hooks: the reaper starts with the worker."""
+"""Worker life-cycle hooks: the periodic repair (reconcile) starts and stops with the worker."""
 
 import logging
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from .reaper import ReaperThread
+from .reconcile import ReconcileThread
 
 logger = logging.getLogger(__name__)
-_reaper: ReaperThread | None = None
+_repair: ReconcileThread | None = None
 
 
-@worker_ready.connect(dispatch_uid="deliberation.start_reaper")
-def start_reaper(**kwargs: Any) -> None:
-    global _reaper
-    _reaper = ReaperThread()
-    _reaper.start()
-    logger.info("Reaper started")
+@worker_ready.connect(dispatch_uid="deliberation.start_reconcile")
+def start_reconcile(**kwargs: Any) -> None:
+    global _repair
+    _repair = ReconcileThread()
+    _repair.start()
+    logger.info("Periodic reconcile started")
 
 
-@worker_shutdown.connect(dispatch_uid="deliberation.stop_reaper")
-def stop_reaper(**kwargs: Any) -> None:
-    if _reaper is not None:
-        _reaper.stopping.set()
+@worker_shutdown.connect(dispatch_uid="deliberation.stop_reconcile")
+def stop_reconcile(**kwargs: Any) -> None:
+    if _repair is not None:
+        _repair.stopping.set()

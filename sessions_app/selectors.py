@@ -1,43 +1,21 @@
 """Reads from the session store: Redis when it has the answer, PostgreSQL always behind it."""
 
 import logging
-from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
-from bo1site.db.prepared import execute_prepared
+from bo1site.db.prepared import Param, PreparedQuery
 
 from .cache import SessionCache
-from .models import DeliberationSession, SessionCount, SessionEvent, Status
+from .models import DeliberationSession, SessionCount, SessionCountChange, SessionEvent, Status
 from .services import event_payload
-from .snapshots import merge_live, session_snapshot, session_summary
+from .snapshots import LIST_FIELDS, merge_live, session_snapshot, session_summary
 
 logger = logging.getLogger(__name__)
-
-LIST_FIELDS = (
-    "id",
-    "user_id",
-    "problem_statement",
-    "status",
-    "phase",
-    "round_number",
-    "total_cost",
-    "total_tokens",
-    "contribution_count",
-    "pause_reason",
-    "final_recommendation",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "last_activity_at",
-)
 
 
 @dataclass(frozen=True)
@@ -61,6 +39,50 @@ def sessions_visible_to(user: User) -> QuerySet[DeliberationSession]:
     return DeliberationSession.objects.filter(user=user).exclude(status=Status.DELETED)
 
 
+def _list_page(user_id: Any, status: Any = None) -> QuerySet[DeliberationSession, Any]:
+    """The list's rows, newest first: the values of LIST_FIELDS (see snapshots.LIST_COLUMNS)."""
+    # served by the partial index sessions_user_recent (user, -created_at, -id; not deleted)
+    rows = DeliberationSession.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
+    if status is not None:
+        rows = rows.filter(status=status)
+    return rows.order_by("-created_at", "-id").values_list(*LIST_FIELDS)
+
+
+def _list_total(user_id: Any, status: Any = None) -> QuerySet[Any, Any]:
+    """The exact number of the list's rows: the per-status counters plus the per-connection
+    changes the trigger kept since the last fold (one query; at most two rows to add up)."""
+    parts = []
+    for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
+        rows = model.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
+        if status is not None:
+            rows = rows.filter(status=status)
+        parts.append(
+            rows.values("user_id").annotate(total=Sum(column)).values_list("total", flat=True)
+        )
+    return parts[0].union(parts[1], all=True)
+
+
+# The same two queries, compiled once (bo1site/db/prepared.py), with and without the status
+# filter. The page is never prepared on the server: its best plan depends on the user and offset.
+LIST_PAGE = {
+    False: PreparedQuery(
+        "bo1_list_page", lambda: _list_page(Param("user_id")), paginated=True, prepare=False
+    ),
+    True: PreparedQuery(
+        "bo1_list_page_by_status",
+        lambda: _list_page(Param("user_id"), Param("status")),
+        paginated=True,
+        prepare=False,
+    ),
+}
+LIST_TOTAL = {
+    False: PreparedQuery("bo1_list_count", lambda: _list_total(Param("user_id"))),
+    True: PreparedQuery(
+        "bo1_list_count_by_status", lambda: _list_total(Param("user_id"), Param("status"))
+    ),
+}
+
+
 def session_list_for_user(
     *,
     user: User,
@@ -72,66 +94,29 @@ def session_list_for_user(
     """A page of the user's sessions, newest first: one page query, one count, one MGET."""
     rows: list[Any]
     if search:
-        queryset = sessions_visible_to(user)
-        if status:
-            queryset = queryset.filter(status=status)
-        # served by the trigram index on UPPER(problem_statement)
-        queryset = queryset.filter(problem_statement__icontains=search)
-        rows = list(
-            queryset.only(*LIST_FIELDS).order_by("-created_at", "-id")[offset : offset + limit]
-        )
-        total = queryset.count() if rows or offset else 0
+        # served by the trigram index on UPPER(problem_statement); the counters know no words
+        matching = _list_page(user.pk, status or None).filter(problem_statement__icontains=search)
+        rows = list(matching[offset : offset + limit])
+        total = matching.count() if rows or offset else 0
     else:
-        rows = _list_page(user.pk, status, limit, offset)
-        total = _visible_count(user.pk, status) if rows or offset else 0
-    hot = SessionCache.get_many(row.id for row in rows)
-    sessions = [merge_live(session_summary(row), hot.get(row.id)) for row in rows]
+        values = {"user_id": user.pk, "status": status, "limit": limit, "offset": offset}
+        rows = LIST_PAGE[bool(status)].fetch(**values)
+        total = sum(LIST_TOTAL[bool(status)].fetch(**values)) if rows or offset else 0
+    summaries = [session_summary(row) for row in rows]
+    hot = SessionCache.get_many(summary["id"] for summary in summaries)
+    sessions = [merge_live(summary, hot.get(summary["id"])) for summary in summaries]
     logger.info("Loaded %d sessions from PostgreSQL for user %s", len(sessions), user.pk)
     return SessionPage(sessions=sessions, total=total, limit=limit, offset=offset)
 
 
-# The list without a search runs SQL written once from the model's metadata: composing the same
-# two queries through the ORM on every request costs several times the CPU PostgreSQL spends
-# answering them. Rows come back as named tuples carrying the attributes session_summary reads.
-ListRow = namedtuple("ListRow", LIST_FIELDS)  # type: ignore[misc]
-
-
-@cache
-def _list_sql(*, by_status: bool) -> dict[str, str]:
-    """The page query and the count query; identifiers come from the model, values are params."""
-    quote = connection.ops.quote_name
-    meta = DeliberationSession._meta
-    column_of = {field.attname: str(field.column) for field in meta.concrete_fields}
-    columns = ", ".join(quote(column_of[name]) for name in LIST_FIELDS)
-    # The predicate matches the partial index sessions_user_recent, which serves the page.
-    where = f"user_id = %s AND NOT (status = '{Status.DELETED}')"
-    if by_status:
-        where += " AND status = %s"
-    page = (
-        f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {where} "  # noqa: S608
-        "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
-    )
-    # The exact total, from the per-status counters a trigger keeps (SessionCount).
-    counts = quote(SessionCount._meta.db_table)
-    count = f"SELECT COALESCE(SUM(count), 0) FROM {counts} WHERE {where}"  # noqa: S608
-    return {"page": page, "count": count}
-
-
-def _run_list_query(kind: str, user_id: Any, status: str | None, *tail: int) -> list[tuple]:
-    """The list's `page` or `count` query, prepared once per connection (bo1_list_<kind>...)."""
-    sql = _list_sql(by_status=bool(status))[kind]
-    name = f"bo1_list_{kind}_by_status" if status else f"bo1_list_{kind}"
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, name, sql, [user_id, *([status] if status else []), *tail])
-        return cursor.fetchall()
-
-
-def _list_page(user_id: Any, status: str | None, limit: int, offset: int) -> list[Any]:
-    return [ListRow(*values) for values in _run_list_query("page", user_id, status, limit, offset)]
-
-
-def _visible_count(user_id: Any, status: str | None) -> int:
-    return int(_run_list_query("count", user_id, status)[0][0])
+def session_counts_for_user(*, user: User) -> dict[str, int]:
+    """How many sessions the user has in each status (deleted ones too), as the list counts."""
+    counts: dict[str, int] = {}
+    for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
+        rows = model.objects.filter(user=user).values("status").annotate(n=Sum(column))
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + int(row["n"])
+    return {status: n for status, n in counts.items() if n}
 
 
 def session_detail_for_user(*, user: User, session_id: str) -> dict[str, Any] | None:
