@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "deliberation",
     "dashboard",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +174,25 @@ BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
 # Redis cannot be read.
 BO1_STREAM_KEEPALIVE_SECONDS = env.float("BO1_STREAM_KEEPALIVE_SECONDS", default=15.0)
 BO1_STREAM_POLL_SECONDS = env.float("BO1_STREAM_POLL_SECONDS", default=1.0)
+
+# Webhooks (webhooks/): retries after a failed attempt (seconds, jittered by ±20%), then failed.
+BO1_WEBHOOK_RETRY_SCHEDULE = [
+    float(seconds)
+    for seconds in env.list(
+        "BO1_WEBHOOK_RETRY_SCHEDULE", default=["5", "60", "300", "1800", "7200", "28800", "86400"]
+    )
+]
+if any(seconds < 0 for seconds in BO1_WEBHOOK_RETRY_SCHEDULE):
+    raise ImproperlyConfigured("BO1_WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. 5,60,300")
+# Targets on loopback, private, link-local or multicast addresses are refused unless this is set.
+BO1_WEBHOOK_ALLOW_PRIVATE = env.bool("BO1_WEBHOOK_ALLOW_PRIVATE", default=False)
+BO1_WEBHOOK_TIMEOUT = env.float("BO1_WEBHOOK_TIMEOUT", default=10.0)
+# An endpoint whose deliveries all fail for this long is disabled (3 days).
+BO1_WEBHOOK_DISABLE_AFTER = env.int("BO1_WEBHOOK_DISABLE_AFTER", default=3 * 86400)
+# How often each worker looks for deliveries recorded but not sent (and retries that are due).
+BO1_WEBHOOK_SWEEP_INTERVAL = env.float("BO1_WEBHOOK_SWEEP_INTERVAL", default=5.0)
+# The service's public address, for the links in webhook bodies.
+BO1_PUBLIC_URL = env.str("BO1_PUBLIC_URL", default="http://127.0.0.1:8000")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("sessions_app.api.urls")),
     path("api/v1/", include("deliberation.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("", include("dashboard.urls")),
 ]
