@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import services
 from .models import Delivery, Endpoint
 
 SECRET_FIELDS = ("secret", "previous_secret")
@@ -48,6 +50,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ("status", "event_type")
     search_fields = ("session_id", "webhook_id", "endpoint__url")
     list_select_related = ("endpoint",)
+    actions = ["redeliver"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -55,3 +58,11 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
+
+    @admin.action(description="Redeliver the selected deliveries (same webhook-id)")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = 0
+        for delivery in queryset.select_related("endpoint"):
+            services.delivery_redeliver(delivery=delivery)
+            count += 1
+        self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)
