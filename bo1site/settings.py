@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "deliberation",
     "dashboard",
     "webhooks",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +66,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "bo1site.middleware.StoreUnavailableMiddleware",
 ]
+# Prometheus metrics of every request (observability/): first, so that it times all the rest.
+BO1_METRICS_ENABLED = env.bool("BO1_METRICS_ENABLED", default=True)
+if BO1_METRICS_ENABLED:
+    MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
+# When set, GET /metrics (and the worker's endpoint) want `Authorization: Bearer <token>`.
+BO1_METRICS_TOKEN = env.str("BO1_METRICS_TOKEN", default="")
 
 ROOT_URLCONF = "bo1site.urls"
 WSGI_APPLICATION = "bo1site.wsgi.application"

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from observability.views import metrics
 from sessions_app import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
     path("api/health", health.health, name="health"),
     path("api/health/db", health.health_db, name="health-db"),
     path("api/health/redis", health.health_redis, name="health-redis"),

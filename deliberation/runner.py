@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
+from observability import metrics
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, PauseReason, Phase, Status
 from sessions_app.services import (
@@ -29,6 +30,7 @@ from sessions_app.services import (
 
 from .engine import Deliberation, Outcome, ProviderError, make_provider
 from .lease import Lease
+from .metering import MeteredProvider
 from .outbox import Outbox, OutboxOp
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def provider_for_settings() -> Any:
         )
     elif name == "openai":
         api_key, base_url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
-    return make_provider(
+    provider = make_provider(
         name,
         models=settings.BO1_MODELS or None,
         api_key=api_key,
@@ -74,6 +76,7 @@ def provider_for_settings() -> Any:
         max_retries=settings.BO1_LLM_MAX_RETRIES,
         offline_latency_ms=settings.BO1_OFFLINE_LATENCY_MS,
     )
+    return MeteredProvider(provider)
 
 
 class LiveView:
@@ -238,9 +241,22 @@ def run_session(session_id: str) -> str:
         if session is None:
             return "skipped"
         host = SessionHost(session, lease, outbox)
-        return _deliberate(session, host, outbox)
+        return _measured(session, host, outbox)
     finally:
         lease.release()
+
+
+def _measured(session: DeliberationSession, host: SessionHost, outbox: Outbox) -> str:
+    """_deliberate, counted in bo1_deliberations_running and bo1_deliberation_duration_seconds."""
+    started = time.monotonic()
+    outcome = "error"
+    metrics.DELIBERATIONS_RUNNING.inc()
+    try:
+        outcome = _deliberate(session, host, outbox)
+        return outcome
+    finally:
+        metrics.DELIBERATIONS_RUNNING.dec()
+        metrics.DELIBERATION_DURATION.labels(outcome).observe(time.monotonic() - started)
 
 
 def _deliberate(session: DeliberationSession, host: SessionHost, outbox: Outbox) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpcore
@@ -24,14 +25,14 @@ class AttemptResult:
     refused: bool = False  # the address check refused the target
 
 
-def post(url: str, headers: dict[str, str], body: str, *, timeout: float) -> AttemptResult:
+def post(url: str, headers: Mapping[str, str], body: str, *, timeout: float) -> AttemptResult:
     """POST `body` to `url`; any redirect is an answer like another (not followed)."""
     deadline = time.monotonic() + timeout
-    request_headers = {
-        **headers,
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-    }
+    request_headers: list[tuple[bytes | str, bytes | str]] = [
+        *headers.items(),
+        ("content-type", "application/json"),
+        ("user-agent", USER_AGENT),
+    ]
     try:
         # A pool per attempt: a connection is made (and its address checked) for each delivery.
         with (

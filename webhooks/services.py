@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
+from observability import metrics
 from sessions_app.models import DeliberationSession
 
 from . import sender, signing
@@ -40,7 +41,7 @@ def endpoint_create(
 ) -> Endpoint:
     """Register a URL; the caller has checked it (addresses.check_url)."""
     return Endpoint.objects.create(
-        user=user,
+        user_id=user.pk,
         url=url,
         events=sorted(set(events)) if events else all_event_types(),
         description=description,
@@ -239,7 +240,7 @@ def _attempt(endpoint: Endpoint, delivery: Delivery, now: datetime) -> sender.At
         )  # fmt: skip
         _note_failure(endpoint, done, result.error)
     delivery.save()
-    logger.debug("Webhook %s attempt outcome: %s", delivery.webhook_id, outcome)
+    metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
     return result
 
 

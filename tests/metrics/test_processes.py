@@ -1,0 +1,104 @@
+"""Metrics of the real servers: gunicorn's workers added up in multiprocess mode, open event
+streams counted, and the Celery worker's own endpoint on BO1_WORKER_METRICS_PORT."""
+
+import threading
+import time
+import urllib.request
+
+import httpx
+import pytest
+from rest_framework.authtoken.models import Token
+
+from sessions_app.models import Status
+from tests.deliberation.test_worker import create_and_start, row, wait_until
+from tests.factories import SessionFactory
+from tests.metrics.scrape import parse, value
+from tests.processes import free_port, start_web, start_worker
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def scrape(url, token=None):
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return parse(answer.read().decode())
+
+
+def test_the_production_server_adds_up_every_worker_process_and_counts_open_streams(user):
+    web, base = start_web(workers=2)
+    try:
+        # Keep-alive off: each request may land on either process.
+        for _ in range(40):
+            with urllib.request.urlopen(f"{base}/api/health", timeout=5) as answer:
+                assert answer.status == 200
+        wait_until(lambda: len(web.children()) >= 2, timeout=10, what="two workers")
+        _, samples = scrape(f"{base}/metrics")
+        assert value(samples, "bo1_http_requests_total", route="api/health", status="200") == 40
+
+        session = SessionFactory(user=user)  # created, never started: its stream stays open
+        token = Token.objects.create(user=user).key
+        opened = threading.Event()
+        done = threading.Event()
+
+        def follow():
+            headers = {"Authorization": f"Token {token}", "Accept": "text/event-stream"}
+            url = f"{base}/api/v1/sessions/{session.id}/stream"
+            with httpx.stream("GET", url, headers=headers, timeout=30) as stream:
+                assert stream.status_code == 200
+                opened.set()
+                done.wait(30)
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert opened.wait(15)
+        wait_until(
+            lambda: value(scrape(f"{base}/metrics")[1], "bo1_sse_streams_open") == 1,
+            timeout=10,
+            what="one open stream",
+        )
+        done.set()
+        reader.join(10)
+        wait_until(
+            lambda: value(scrape(f"{base}/metrics")[1], "bo1_sse_streams_open") == 0,
+            timeout=10,
+            what="the stream closed",
+        )
+    finally:
+        web.stop()
+    assert "Traceback" not in web.log()
+
+
+def test_the_worker_serves_its_own_metrics_and_they_move_as_a_session_runs(api):
+    port = free_port()
+    worker = start_worker(BO1_WORKER_METRICS_PORT=str(port), BO1_METRICS_TOKEN="w0rker")
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        wait_until(lambda: "Worker metrics on" in worker.log(), timeout=20, what="endpoint")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            scrape(url)
+        assert refused.value.code == 401
+        _, before = scrape(url, token="w0rker")
+        session_id = create_and_start(api, max_rounds=2)
+        wait_until(lambda: row(session_id).status == Status.COMPLETED, what="completed")
+        time.sleep(0.5)
+        _, after = scrape(url, token="w0rker")
+    finally:
+        worker.stop()
+    assert value(after, "bo1_llm_requests_total", outcome="ok") > value(
+        before, "bo1_llm_requests_total", outcome="ok"
+    )
+    assert value(after, "bo1_session_transitions_total", to="completed") == 1
+    assert value(after, "bo1_session_transitions_total", to="running") == 1
+    assert value(after, "bo1_deliberation_duration_seconds_count", outcome="completed") == 1
+    assert value(after, "bo1_deliberations_running") == 0
+    assert value(after, "bo1_llm_tokens_total", kind="output") > 0
+
+
+def test_the_worker_serves_no_metrics_when_the_port_is_unset():
+    worker = start_worker()
+    try:
+        assert "Worker metrics on" not in worker.log()
+    finally:
+        worker.stop()
