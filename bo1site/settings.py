@@ -70,6 +70,8 @@ MIDDLEWARE = [
 BO1_METRICS_ENABLED = env.bool("BO1_METRICS_ENABLED", default=True)
 if BO1_METRICS_ENABLED:
     MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
+# X-Request-ID used or made, and bound to the request's log lines (observability/logs.py).
+MIDDLEWARE.insert(0, "observability.request_context.RequestContextMiddleware")
 # When set, GET /metrics (and the worker's endpoint) want `Authorization: Bearer <token>`.
 BO1_METRICS_TOKEN = env.str("BO1_METRICS_TOKEN", default="")
 
@@ -270,15 +272,31 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `json`: one JSON object per line, with request_id, session_id and user_id where known.
+BO1_LOG_FORMAT = env.str("BO1_LOG_FORMAT", default="plain").strip().lower()
+if BO1_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"BO1_LOG_FORMAT must be plain or json, not {BO1_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "observability.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": BO1_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "sessions_app": {"level": LOG_LEVEL},
         "deliberation": {"level": LOG_LEVEL},
         "bo1site": {"level": LOG_LEVEL},
+        "webhooks": {"level": LOG_LEVEL},
+        "observability": {"level": LOG_LEVEL},
     },
 }

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
-from observability import metrics
+from observability import logs, metrics
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, PauseReason, Phase, Status
 from sessions_app.services import (
@@ -230,6 +230,11 @@ def _claim(session_id: str) -> DeliberationSession | None:
 
 def run_session(session_id: str) -> str:
     """Run (or continue) one session's deliberation; returns what became of it."""
+    with logs.bound(session_id=session_id):
+        return _run_session(session_id)
+
+
+def _run_session(session_id: str) -> str:
     lease = Lease(session_id)
     if not lease.acquire():
         logger.info("Session %s is being run by another worker", session_id)

@@ -7,4 +7,11 @@ class ObservabilityConfig(AppConfig):
     name = "observability"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (counts status changes; the worker's endpoint)
+        import logging
+
+        from django.conf import settings
+
+        from . import receivers  # noqa: F401  (counts status changes)
+
+        if settings.BO1_LOG_FORMAT == "json":
+            logging.captureWarnings(True)  # Python's warnings become JSON lines too

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from . import multiprocess
 
@@ -74,6 +81,7 @@ def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 def serve(**kwargs: Any) -> None:
     """Once the worker is ready, its main process answers scrapes in a thread."""
+    json_logs()  # the pool's loggers are set up by now
     port = configured_port()
     if port is None:
         return
@@ -103,7 +111,38 @@ def stop(**kwargs: Any) -> None:
         multiprocess.remove(path)
 
 
+def json_logs(**kwargs: Any) -> None:
+    """With BO1_LOG_FORMAT=json, Celery's own handlers write JSON lines too."""
+    from . import logs
+
+    if logs.json_logs_wanted():
+        logs.use_json(("celery", "celery.task", "celery.redirected"))
+
+
+def json_worker(instance: Any = None, **kwargs: Any) -> None:
+    """With BO1_LOG_FORMAT=json, no banner, and Celery's printed notices as JSON lines."""
+    from celery.apps import worker as celery_worker
+
+    from . import logs
+
+    if not logs.json_logs_wanted():
+        return
+    if instance is not None:
+        instance.quiet = True
+
+    def say(message: str, f: Any = sys.__stderr__) -> None:
+        # What Celery prints from its signal handlers ("worker: Warm shutdown", ...).
+        print(logs.json_line(message, "celery.apps.worker"), file=f, flush=True)
+
+    celery_worker.safe_say = say  # type: ignore[assignment]
+
+
 def connect() -> None:
+    celeryd_init.connect(json_worker, dispatch_uid="observability.worker.json_worker", weak=False)
+    after_setup_logger.connect(json_logs, dispatch_uid="observability.worker.json", weak=False)
+    after_setup_task_logger.connect(
+        json_logs, dispatch_uid="observability.worker.json_task", weak=False
+    )
     if not is_worker_command():
         return
     prepare()
