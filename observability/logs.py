@@ -30,7 +30,11 @@ CONTEXT_FIELDS = ("request_id", "session_id", "user_id")
 @contextlib.contextmanager
 def bound(**values: Any) -> Iterator[None]:
     """Log lines inside carry these context values (request_id, session_id, user_id)."""
-    variables = {"request_id": request_id, "session_id": session_id, "user_id": user_id}
+    variables: dict[str, ContextVar[Any]] = {
+        "request_id": request_id,
+        "session_id": session_id,
+        "user_id": user_id,
+    }
     tokens = [(variables[name], variables[name].set(value)) for name, value in values.items()]
     try:
         yield
