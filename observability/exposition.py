@@ -1,9 +1,9 @@
-"""What a scrape returns: this process tree's metrics, and the outbox counted in PostgreSQL."""
+"""What a scrape returns: this process tree's metrics, and what the stores say at that moment."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -31,35 +31,66 @@ class _Source(Collector):
         return self._source.collect()
 
 
-class _WithOutbox(Collector):
-    """Adds the webhook outbox (read at scrape time) to the bo1_outbox_pending family."""
+class _AtScrape(Collector):
+    """The source's metrics, and what is read from the stores when Prometheus scrapes.
 
-    def __init__(self, source: Collector, count_pending: Callable[[], int]) -> None:
+    bo1_outbox_pending{outbox="webhooks"} is counted in PostgreSQL (one indexed count), the
+    endpoints by state in one grouped query, and bo1_store_up says whether PostgreSQL and Redis
+    answered. A store that does not answer leaves its figures out; the scrape still succeeds.
+    """
+
+    def __init__(self, source: Collector) -> None:
         self._source = source
-        self._count_pending = count_pending
 
     def collect(self) -> Iterable[Metric]:
+        from sessions_app.cache import redis_client
+        from webhooks.selectors import deliveries_pending_count, endpoints_by_state
+
         families = list(self._source.collect())
+        up = GaugeMetricFamily(
+            "bo1_store_up",
+            "1 when the store answered this scrape, 0 when it did not.",
+            labels=["store"],
+        )
         try:
-            pending = self._count_pending()
+            pending = deliveries_pending_count()
+            states = endpoints_by_state()
         except Exception as exc:  # PostgreSQL away: the other metrics still answer
-            logger.warning("Webhook outbox not counted for /metrics: %s", exc)
-            return families
-        family = next((f for f in families if f.name == OUTBOX), None)
-        if family is None:
-            family = GaugeMetricFamily(OUTBOX, "Writes waiting in an outbox.", labels=["outbox"])
-            families.append(family)
-        family.samples = [s for s in family.samples if s.labels.get("outbox") != "webhooks"]
-        family.add_sample(OUTBOX, {"outbox": "webhooks"}, float(pending))
+            logger.warning("PostgreSQL not read for /metrics: %s", exc)
+            up.add_metric(["postgresql"], 0)
+        else:
+            up.add_metric(["postgresql"], 1)
+            outbox = next((f for f in families if f.name == OUTBOX), None)
+            if outbox is None:
+                outbox = GaugeMetricFamily(
+                    OUTBOX, "Writes waiting in an outbox.", labels=["outbox"]
+                )
+                families.append(outbox)
+            outbox.samples = [s for s in outbox.samples if s.labels.get("outbox") != "webhooks"]
+            outbox.add_sample(OUTBOX, {"outbox": "webhooks"}, float(pending))
+            endpoints = GaugeMetricFamily(
+                "bo1_webhook_endpoints",
+                "Webhook endpoints by state: ok, failing (its last attempts failed), disabled.",
+                labels=["state"],
+            )
+            for state in ("ok", "failing", "disabled"):
+                endpoints.add_metric([state], states.get(state, 0))
+            families.append(endpoints)
+        try:
+            redis_client().ping()
+        except Exception as exc:
+            logger.warning("Redis did not answer for /metrics: %s", exc)
+            up.add_metric(["redis"], 0)
+        else:
+            up.add_metric(["redis"], 1)
+        families.append(up)
         return families
 
 
 def web_registry() -> CollectorRegistry:
     """The web server's registry: every gunicorn process, and the webhook outbox."""
-    from webhooks.selectors import deliveries_pending_count
-
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_WithOutbox(_Source(), deliveries_pending_count))
+    registry.register(_AtScrape(_Source()))
     return registry
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from .models import Delivery, DeliveryStatus, Endpoint
@@ -44,3 +44,13 @@ def endpoints_with_due_deliveries() -> list[int]:
 def deliveries_pending_count() -> int:
     """Recorded but not yet delivered (nor given up on): the size of the outbox."""
     return Delivery.objects.filter(status=DeliveryStatus.PENDING).count()
+
+
+def endpoints_by_state() -> dict[str, int]:
+    """How many endpoints are ok, failing (enabled, last attempts failed) or disabled."""
+    counts = Endpoint.objects.aggregate(
+        ok=Count("id", filter=Q(enabled=True, failing_since__isnull=True)),
+        failing=Count("id", filter=Q(enabled=True, failing_since__isnull=False)),
+        disabled=Count("id", filter=Q(enabled=False)),
+    )
+    return {state: int(count or 0) for state, count in counts.items()}

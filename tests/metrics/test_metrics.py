@@ -1,15 +1,18 @@
 """GET /metrics: Prometheus text that prometheus_client's parser reads, routes as URL patterns,
 a bearer token when one is set, and counters that move as sessions run."""
 
+import socket
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from deliberation.runner import run_session
 from sessions_app.models import Status
 from sessions_app.services import session_transition
 from tests.factories import SessionFactory
 from tests.metrics.scrape import parse, value
-from webhooks.models import Delivery
+from webhooks.models import Delivery, Endpoint
 from webhooks.services import endpoint_deliver_due
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +29,8 @@ NAMES = {
     "bo1_outbox_pending",
     "bo1_webhook_deliveries",
     "bo1_sse_streams_open",
+    "bo1_store_up",
+    "bo1_webhook_endpoints",
 }  # the parser names a counter's family without its _total suffix
 
 
@@ -104,3 +109,30 @@ def test_the_webhook_outbox_and_deliveries_are_counted(user, endpoint, receiver)
     assert value(after, "bo1_outbox_pending", outbox="webhooks") == 0
     delivered = value(after, "bo1_webhook_deliveries_total", outcome="delivered")
     assert delivered - value(pending, "bo1_webhook_deliveries_total", outcome="delivered") == 1
+
+
+def test_the_stores_and_webhook_endpoints_are_read_at_each_scrape(user, endpoint):
+    _, samples = scrape()
+    assert value(samples, "bo1_store_up", store="postgresql") == 1
+    assert value(samples, "bo1_store_up", store="redis") == 1
+    assert value(samples, "bo1_webhook_endpoints", state="ok") == 1
+    Endpoint.objects.update(failing_since=timezone.now())
+    _, samples = scrape()
+    assert value(samples, "bo1_webhook_endpoints", state="failing") == 1
+    assert value(samples, "bo1_webhook_endpoints", state="ok") == 0
+
+
+def test_a_scrape_with_redis_unreachable_still_answers_and_says_so(settings):
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there: connections are refused
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    _, samples = scrape()
+    assert value(samples, "bo1_store_up", store="redis") == 0
+    assert value(samples, "bo1_store_up", store="postgresql") == 1
