@@ -265,6 +265,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # A webhook delivery's status is not a session's: each enum keeps its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "sessions_app.models.Status.values",
+        "DeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sessions_app.api.openapi.blank_query_values_mean_absent",

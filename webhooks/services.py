@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
-from observability import metrics
+from observability import logs, metrics
 from sessions_app.models import DeliberationSession
 
 from . import sender, signing
@@ -193,7 +193,8 @@ def endpoint_deliver_due(*, endpoint_id: int, limit: int = BATCH) -> int:
             now = timezone.now()
             if head is None or head.next_attempt_at > now:
                 return attempts
-            _attempt(endpoint, head, now)
+            with logs.bound(session_id=head.session_id):
+                _attempt(endpoint, head, now)
         attempts += 1
     return attempts
 
