@@ -22,20 +22,33 @@ def scrape(url, token=None):
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=5) as answer:
+    with urllib.request.urlopen(request, timeout=30) as answer:
         return parse(answer.read().decode())
 
 
-def test_the_production_server_adds_up_every_worker_process_and_counts_open_streams(user):
-    web, base = start_web(workers=2)
+def test_the_production_server_adds_up_every_worker_process_and_counts_open_streams(user, tmp_path):
+    stale = tmp_path / "counter_999999.db"
+    stale.write_bytes(b"left over by an earlier run")
+    web, base = start_web(workers=2, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
     try:
-        # Keep-alive off: each request may land on either process.
-        for _ in range(40):
-            with urllib.request.urlopen(f"{base}/api/health", timeout=5) as answer:
+        wait_until(lambda: len(web.children()) >= 2, timeout=30, what="two workers")
+        _, before = scrape(f"{base}/metrics")
+        assert not stale.exists()  # emptied when the server started
+        # Keep-alive off: each request lands on either process. Each process writes its own
+        # file; go on until both have served some.
+        files = [tmp_path / f"counter_{pid}.db" for pid in web.children()]
+        sent = 0
+        while sent < 40 or (not all(f.exists() for f in files) and sent < 400):
+            with urllib.request.urlopen(f"{base}/api/health", timeout=30) as answer:
                 assert answer.status == 200
-        wait_until(lambda: len(web.children()) >= 2, timeout=10, what="two workers")
-        _, samples = scrape(f"{base}/metrics")
-        assert value(samples, "bo1_http_requests_total", route="api/health", status="200") == 40
+            sent += 1
+        assert all(f.exists() for f in files), "one process served no request"
+        _, after = scrape(f"{base}/metrics")
+        health = {"route": "api/health", "status": "200"}
+        counted = value(after, "bo1_http_requests_total", **health) - value(
+            before, "bo1_http_requests_total", **health
+        )
+        assert counted == sent  # whichever process answers the scrape adds up both
 
         session = SessionFactory(user=user)  # created, never started: its stream stays open
         token = Token.objects.create(user=user).key
