@@ -6,7 +6,7 @@ STORES := $(PY) scripts/stores.py run --
 PORT ?= 8000
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install install-dev browser run test test-fast lint format migrate verify bench shell up down clean
+.PHONY: help install install-dev test-tools run test test-fast lint format migrate verify bench shell up down clean
 
 help:
 	@echo "make run      install, prepare the database and start web + worker (http://127.0.0.1:$(PORT))"
@@ -30,19 +30,27 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-# Browser tests drive Debian's chromium; install it when it is missing.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium (browser tests)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Browser tests drive Debian's chromium; the network-partition tests drop packets with nftables.
+# Each is installed when it is missing.
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (browser and network-partition tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# `make run` does what a deploy does (docker-compose.yml and the Dockerfile too): the Procfile's
+# release line, then its web and worker lines, from an install of requirements/base.txt alone.
+RELEASE := $(shell sed -n 's/^release: //p' Procfile)
 
 run: install
-	$(STORES) sh -c '$(PY) manage.py migrate --noinput && \
-		$(PY) manage.py collectstatic --noinput -v 0 && \
-		PORT=$(PORT) $(PY) manage.py ensure_demo_account && \
-		exec $(VENV)/bin/honcho start -f Procfile -p $(PORT) web worker'
+	$(STORES) sh -c '$(RELEASE) && \
+		PORT=$(PORT) python manage.py ensure_demo_account && \
+		exec honcho start -f Procfile -p $(PORT) web worker'
 
-test: install-dev browser
+test: install-dev test-tools
 	$(STORES) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -73,5 +81,5 @@ down:
 	docker compose down
 
 clean:
-	-[ -x $(PY) ] && $(PY) scripts/stores.py stop --force
+	-[ -x $(PY) ] && $(PY) scripts/stores.py clean
 	rm -rf $(VENV) staticfiles .data

@@ -64,7 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "bo1site.middleware.StoreUnavailableMiddleware",
+    "sessions_app.middleware.StoreUnavailableMiddleware",
 ]
 # Prometheus metrics of every request (observability/): first, so that it times all the rest.
 BO1_METRICS_ENABLED = env.bool("BO1_METRICS_ENABLED", default=True)
@@ -102,11 +102,28 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # switch off behind a pooler in transaction mode.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with a health check that needs no round trip (bo1site/db/base.py).
-    DATABASES["default"]["ENGINE"] = "bo1site.db"
-DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
-)
+    # Django's backend with a health check that needs no round trip (bo1site/serving/db).
+    DATABASES["default"]["ENGINE"] = "bo1site.serving.db"
+# A PostgreSQL that stops answering without closing the connection (a network partition) must
+# not hold a request or a worker step until TCP gives up, which takes many minutes: connecting,
+# unacknowledged bytes (tcp_user_timeout) and a silent wait for an answer (keepalives) each fail
+# within a few seconds; the request is then a 503 and the worker keeps its write in its outbox.
+# The server cancels a statement that runs longer than DATABASE_STATEMENT_TIMEOUT (0: never;
+# also 0 behind PgBouncer, which refuses the `options` startup parameter).
+_tcp_user_timeout = env.int("DATABASE_TCP_USER_TIMEOUT", default=5)
+_statement_timeout = env.int("DATABASE_STATEMENT_TIMEOUT", default=30)
+_database_options = {
+    "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3),
+    "keepalives": 1,
+    "keepalives_idle": max(1, _tcp_user_timeout // 2),
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": _tcp_user_timeout * 1000,
+}
+if _statement_timeout:
+    _database_options["options"] = f"-c statement_timeout={_statement_timeout}s"
+for _name, _value in _database_options.items():
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(_name, _value)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis holds only hot, expiring state. Errors are logged and swallowed: PostgreSQL answers instead.
@@ -247,10 +264,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["bo1site.jsoncodec.OrjsonRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.negotiation.ContentNegotiation",
-    "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
+    # DRF's negotiation with the plain JSON case answered at once (bo1site/serving).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.serving.negotiation.ContentNegotiation",
+    "DEFAULT_PARSER_CLASSES": ["sessions_app.api.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "sessions_app.api.exceptions.api_exception_handler",
     # Per user, counted in Redis (sessions_app/api/throttles.py); an empty value turns one off.
     "DEFAULT_THROTTLE_RATES": {
         "session_create": throttle_rate("BO1_THROTTLE_CREATE", "60/min"),
@@ -274,6 +292,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sessions_app.api.openapi.blank_query_values_mean_absent",
+        "sessions_app.api.openapi.validation_errors_map_fields_to_messages",
     ],
 }
 

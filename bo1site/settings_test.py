@@ -2,11 +2,15 @@
 
 Several test runs may share one machine (a developer's editor, a second terminal): each run
 takes a free slot, so it gets its own test database and its own pair of Redis databases and no
-run flushes another's data. A run alone takes slot 0: `test_bo1` and Redis databases 14 and 15.
+run flushes another's data. A run alone takes slot 0: Redis databases 14 and 15 and the test
+database `test_bo1_<checkout>`, where <checkout> is a short digest of the checkout's path, so
+that two checkouts on one machine (with different migrations, say) never reuse each other's
+schema through `--reuse-db`.
 Child processes (workers, web servers) get their stores from the environment of the run.
 """
 
 import fcntl
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -51,9 +55,10 @@ else:
     cache_db, broker_db = REDIS_SLOTS[TEST_SLOT]
     TEST_REDIS_URL = _redis_db(REDIS_URL, cache_db)
     CELERY_BROKER_URL = _redis_db(REDIS_URL, broker_db)
-    base_name = DATABASES["default"]["NAME"]
+    checkout = hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+    base_name = f"test_{DATABASES['default']['NAME']}_{checkout}"
     DATABASES["default"]["TEST"] = {
-        "NAME": f"test_{base_name}" if TEST_SLOT == 0 else f"test_{base_name}_s{TEST_SLOT}"
+        "NAME": base_name if TEST_SLOT == 0 else f"{base_name}_s{TEST_SLOT}"
     }
     # Children started by the tests inherit the same slot through the environment.
     os.environ["TEST_REDIS_URL"] = TEST_REDIS_URL

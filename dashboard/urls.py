@@ -14,9 +14,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.session_list, name="dashboard"),
     path("sessions/new", views.session_new, name="dashboard-session-new"),
-    path("sessions/<str:session_id>", views.session_page, name="dashboard-session"),
+    path("sessions/<session_id:session_id>", views.session_page, name="dashboard-session"),
     path(
-        "sessions/<str:session_id>/synthesis",
+        "sessions/<session_id:session_id>/synthesis",
         views.synthesis_fragment,
         name="dashboard-synthesis",
     ),

@@ -4,6 +4,7 @@
     python scripts/stores.py run -- pytest      # what `make test` and `make run` do
     python scripts/stores.py env                # print the export lines only
     python scripts/stores.py stop               # stop embedded servers that `env` left running
+    python scripts/stores.py clean              # stop them and remove their data (`make clean`)
 
 For each store the first that applies wins: a configured URL (DATABASE_URL, REDIS_URL); a server
 answering on the default port; a locally installed server that is stopped, which is started; an
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -25,32 +25,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import FrameType
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as `python scripts/stores.py`: find the scripts package
+    sys.path.insert(0, str(ROOT))
+
+from scripts import embedded  # noqa: E402  (nothing here imports Django or bo1site)
+
 DEFAULT_DATABASE_URL = "postgres://127.0.0.1:5432/bo1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MODES = ("auto", "embedded", "local")
-
-
-def load_embedded() -> ModuleType:
-    """bo1site/embedded.py, loaded by path: importing the bo1site package would load Celery and
-    set DJANGO_SETTINGS_MODULE, which the command we run must not inherit (pytest-django prefers
-    it to pyproject's test settings)."""
-    name = "bo1site_embedded"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bo1site" / "embedded.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-embedded = load_embedded()
 
 
 def say(message: str) -> None:
@@ -161,7 +150,7 @@ def configured(variable: str, url: str) -> str:
 def embedded_where(server: Any) -> str:
     name = f"embedded {server.kind} {getattr(server, 'version', '')}".rstrip()
     how = f"started in {server.start_seconds:.1f} s" if server.started else "already running"
-    return f"{name} on {embedded.HOST}:{server.port}, data in {shown(server.root)} ({how})"
+    return f"{name} on {embedded.HOST}:{server.port}, data in {shown(server.work_dir)} ({how})"
 
 
 def resolve(mode: str, data_dir: Path, servers: list[Any], *, register: bool) -> dict[str, str]:
@@ -301,6 +290,17 @@ def stop_embedded(data_dir: Path, *, force: bool) -> int:
     return status
 
 
+def clean_embedded(data_dir: Path) -> int:
+    """`stores.py clean`: stop the embedded servers and remove all of their data, including a
+    cluster kept outside the data directory (docs/EMBEDDED.md, running as root)."""
+    status = stop_embedded(data_dir, force=True)
+    if (data_dir / "postgres").is_dir():
+        embedded.EmbeddedPostgres(data_dir / "postgres").remove_runtime()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    say(f"stores: removed {shown(data_dir)}")
+    return status
+
+
 def _interrupted(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_parser.add_argument(
         "--force", action="store_true", help="even when running commands still use them"
     )
+    sub.add_parser("clean", help="stop the embedded servers and remove all of their data")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="stores: %(message)s"
@@ -335,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir.resolve()
     if args.action == "stop":
         return stop_embedded(data_dir, force=args.force)
+    if args.action == "clean":
+        return clean_embedded(data_dir)
     command = getattr(args, "command", [])
     if command[:1] == ["--"]:
         command = command[1:]

@@ -8,4 +8,7 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Deliberation sessions"
 
     def ready(self) -> None:
+        from . import converters
+
+        converters.register()
         from . import signals  # noqa: F401  (connects the cache-sync receiver)

@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL and Redis (bo1site/embedded.py, scripts/stores.py): real servers from the
+"""Embedded PostgreSQL and Redis (scripts/embedded.py, scripts/stores.py): real servers from the
 wheels, on free ports and in a temporary directory, never the machine's own on 5432 and 6379."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import redis
 from django.conf import settings
 from psycopg2 import sql
 
-from bo1site.embedded import (
+from scripts.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
     EmbeddedServer,
@@ -368,3 +368,42 @@ def test_servers_started_by_env_stay_up_through_runs_until_stores_stop(data_dir:
     assert stopped.returncode == 0, stopped.stderr
     assert wait_gone(pids, timeout=5) == []
     assert processes_in(data_dir) == []
+
+
+def test_root_in_a_directory_only_root_may_enter_runs_postgres_keeps_data_and_cleans_up() -> None:
+    """A clone under /root or in `mktemp -d` (0700): no chmod, no variable, it just works."""
+    private = Path(tempfile.mkdtemp(prefix="bo1-private-"))  # mode 0700, as mktemp -d makes it
+    assert private.stat().st_mode & 0o777 == 0o700
+    data_dir = private / ".data"
+    note = f"note-{uuid.uuid4().hex}"
+    try:
+        data_dir.mkdir()
+        first, _ = start_writer(data_dir, note)
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=30)
+        assert first.returncode == 128 + signal.SIGINT, stderr
+        second = run(stores_run(data_dir, READER, note))
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.splitlines() == ["1", "kept"]  # the data survived the stop
+
+        recorded = data_dir / "postgres" / "runtime-dir"
+        if os.geteuid() != 0:  # the server runs as ourselves: nothing moves
+            assert not recorded.exists()
+            return
+        runtime = Path(recorded.read_text().strip())
+        assert runtime.parent == Path("/var/lib/bo1site-embedded")
+        assert f"data in {runtime}" in second.stderr
+        for directory in (runtime, *runtime.parents):  # root's, and writable by nobody else
+            st = directory.stat()
+            assert st.st_uid == 0 and not st.st_mode & 0o022, directory
+        cluster = (runtime / "data").stat()
+        assert cluster.st_uid != 0 and cluster.st_mode & 0o777 == 0o700
+        assert private.stat().st_mode & 0o777 == 0o700  # the private tree was not opened up
+
+        cleaned = run([*STORES, "--data-dir", str(data_dir), "clean"])
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert not runtime.exists() and not data_dir.exists()
+        assert processes_in(private) == [] and processes_in(runtime.parent) == []
+    finally:
+        subprocess.run([*STORES, "--data-dir", str(data_dir), "clean"], capture_output=True)
+        shutil.rmtree(private, ignore_errors=True)

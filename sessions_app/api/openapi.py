@@ -19,3 +19,18 @@ def blank_query_values_mean_absent(
                 if parameter.get("in") == "query" and not parameter.get("required"):
                     parameter["allowEmptyValue"] = True
     return result
+
+
+def validation_errors_map_fields_to_messages(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """Declare the field map of a 400: every property besides `detail` and `non_field_errors`
+    is a field's name with its list of messages, so a generated client types it as such."""
+    schema = result.get("components", {}).get("schemas", {}).get("ValidationError")
+    if schema is not None:
+        schema["additionalProperties"] = {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The messages for the field (body or query parameter) of that name.",
+        }
+    return result

@@ -2,14 +2,14 @@
 
 from django.urls import path
 
-from .export import SessionExportView
 from .stream import SessionStreamView
 from .views import SessionCollectionView, SessionDetailView, SessionEventsView
 
+SESSION = "sessions/<session_id:session_id>"
+
 urlpatterns = [
     path("sessions", SessionCollectionView.as_view(), name="session-list"),
-    path("sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
-    path("sessions/<str:session_id>/events", SessionEventsView.as_view(), name="session-events"),
-    path("sessions/<str:session_id>/stream", SessionStreamView.as_view(), name="session-stream"),
-    path("sessions/<str:session_id>/export", SessionExportView.as_view(), name="session-export"),
+    path(SESSION, SessionDetailView.as_view(), name="session-detail"),
+    path(f"{SESSION}/events", SessionEventsView.as_view(), name="session-events"),
+    path(f"{SESSION}/stream", SessionStreamView.as_view(), name="session-stream"),
 ]

@@ -145,3 +145,32 @@ def test_the_schema_generates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out),
                  stdout=StringIO(), stderr=StringIO())  # fmt: skip
     assert out.read_text().startswith("openapi: 3")
+
+
+@pytest.mark.django_db
+def test_a_400_declares_its_field_map_and_real_400s_conform(schema, api):
+    import jsonschema
+
+    operation = schema["paths"]["/api/v1/sessions"]["post"]
+    error = component(
+        schema, operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    )
+    # A generated client types the map of field messages, not "unknown".
+    assert error["additionalProperties"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": error["additionalProperties"]["description"],
+    }
+    answers = [
+        api.post(
+            "/api/v1/sessions", {"problem_statement": "short", "max_rounds": 99}, format="json"
+        ),
+        api.get("/api/v1/sessions", {"limit": "0", "status": "nope"}),
+    ]
+    for response in answers:
+        assert response.status_code == 400
+        body = response.json()
+        assert {"problem_statement", "max_rounds"} <= set(body) or {"limit", "status"} <= set(body)
+        jsonschema.validate(body, error)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"problem_statement": 5}, error)

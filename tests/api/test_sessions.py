@@ -321,9 +321,9 @@ def test_deleting_a_running_session_kills_it_first(api, user):
     [
         ("get", SESSIONS),
         ("post", SESSIONS),
-        ("get", detail_url("bo1_x")),
-        ("delete", detail_url("bo1_x")),
-        ("get", detail_url("bo1_x") + "/events"),
+        ("get", detail_url("bo1_00000000-0000-4000-8000-000000000000")),
+        ("delete", detail_url("bo1_00000000-0000-4000-8000-000000000000")),
+        ("get", detail_url("bo1_00000000-0000-4000-8000-000000000000") + "/events"),
     ],
 )
 def test_every_endpoint_is_401_without_credentials(anon, method, path):

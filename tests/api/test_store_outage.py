@@ -52,8 +52,8 @@ def test_list_detail_and_delete_are_503_with_the_reason(api):
     with postgres_unreachable():
         responses = [
             api.get("/api/v1/sessions"),
-            api.get("/api/v1/sessions/bo1_x"),
-            api.delete("/api/v1/sessions/bo1_x"),
+            api.get("/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000"),
+            api.delete("/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000"),
         ]
     for response in responses:
         assert_unavailable(response)

@@ -30,7 +30,13 @@ def card_ids(response) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/sessions/new", "/sessions/bo1_x", "/sessions/bo1_x/synthesis"]
+    "url",
+    [
+        "/",
+        "/sessions/new",
+        "/sessions/bo1_00000000-0000-4000-8000-000000000000",
+        "/sessions/bo1_00000000-0000-4000-8000-000000000000/synthesis",
+    ],
 )
 def test_pages_require_login(client, url):
     response = client.get(url)
@@ -332,10 +338,12 @@ def test_the_synthesis_and_contributions_are_rendered_and_sanitised(browser, com
     assert "onerror" not in synthesis
     assert "Cash <strong>first</strong>." in html
     assert "window.pwned" not in html and "onerror" not in html
-    # The only scripts on the page are ours: the state as JSON, and the static file.
+    # The only scripts on the page are ours: the state and the vocabulary as JSON, and the
+    # static file.
     scripts = re.findall(r"<script[^>]*>", html)
     assert scripts == [
         '<script id="session-state" type="application/json">',
+        '<script id="vocabulary" type="application/json">',
         '<script src="/static/dashboard/session.js" defer>',
     ]
 
@@ -377,7 +385,7 @@ def test_another_users_session_page_is_404(browser, other_user):
     theirs = SessionFactory(user=other_user)
     assert browser.get(f"/sessions/{theirs.id}").status_code == 404
     assert browser.get(f"/sessions/{theirs.id}/synthesis").status_code == 404
-    assert browser.get("/sessions/bo1_missing").status_code == 404
+    assert browser.get("/sessions/bo1_00000000-0000-4000-8000-000000000000").status_code == 404
 
 
 def test_pages_render_for_a_user_without_sessions(user):

@@ -3,11 +3,15 @@
     proxy = FaultProxy("127.0.0.1", 5432).start()   # listens on 127.0.0.1:<free port>
     proxy.cut()          # every open connection is reset, new ones are reset on accept
     proxy.cut("blackhole")  # open connections go silent, new ones are accepted and ignored
+    proxy.cut("drop")    # the kernel drops every packet to and from the proxy's port
     proxy.restore()      # new connections are forwarded again
 
 The listening socket stays open while cut, so the port can never be taken by someone else and
 restore() needs no re-bind. "reset" looks to clients like a server that went away (connection
-reset / refused at once); "blackhole" like a network partition (only timeouts tell).
+reset / refused at once); "blackhole" like a server that hangs (its kernel still acknowledges
+every byte); "drop" like a network partition: nothing is acknowledged, not even a connection
+attempt, so only the client's TCP timeouts tell. "drop" needs root and nftables' `nft`
+(`make test` installs it); its rule is a table of its own, named after the port.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 from typing import Literal
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["reset", "blackhole"]
+Mode = Literal["reset", "blackhole", "drop"]
 CHUNK = 65536
 
 
@@ -84,6 +90,7 @@ class FaultProxy:
         self.accepted = 0
         self._pipes: set[_Pipe] = set()
         self._held: list[socket.socket] = []  # accepted while blackholed
+        self._dropping = False  # an nftables rule drops this port's packets
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -110,8 +117,10 @@ class FaultProxy:
         with self._lock:
             self.mode = mode
             pipes = list(self._pipes)
+        if mode == "drop":
+            self._drop_packets()
         for pipe in pipes:
-            if mode == "blackhole":
+            if mode in ("blackhole", "drop"):
                 pipe.silenced.set()
             else:
                 pipe.close()
@@ -123,6 +132,7 @@ class FaultProxy:
             self.mode = None
             pipes = [p for p in self._pipes if p.silenced.is_set()]
             held, self._held = self._held, []
+        self._pass_packets()
         for pipe in pipes:  # a partition that heals leaves these half-dead: end them cleanly
             pipe.close()
         for sock in held:
@@ -130,6 +140,7 @@ class FaultProxy:
         logger.info("%s restored", self.name)
 
     def stop(self) -> None:
+        self._pass_packets()
         self._stopping.set()
         self._thread.join(timeout=5)
         with contextlib.suppress(OSError):
@@ -158,6 +169,32 @@ class FaultProxy:
         return f"{scheme}://{auth}127.0.0.1:{self.port}{path}"
 
     # -- internals ----------------------------------------------------------------------------
+    @property
+    def _nft_table(self) -> str:
+        return f"bo1_fault_{self.port}"
+
+    def _drop_packets(self) -> None:
+        nft = shutil.which("nft")
+        if nft is None:
+            raise RuntimeError("cut('drop') needs nftables: apt-get install nftables")
+        rules = f"""
+        table inet {self._nft_table} {{
+            chain output {{
+                type filter hook output priority -150; policy accept;
+                tcp dport {self.port} drop
+                tcp sport {self.port} drop
+            }}
+        }}
+        """
+        subprocess.run([nft, "-f", "-"], input=rules, text=True, check=True, capture_output=True)
+        self._dropping = True
+
+    def _pass_packets(self) -> None:
+        if self._dropping:
+            command = ["nft", "delete", "table", "inet", self._nft_table]
+            subprocess.run(command, check=False, capture_output=True)
+            self._dropping = False
+
     def _forget(self, pipe: _Pipe) -> None:
         with self._lock:
             self._pipes.discard(pipe)
@@ -175,7 +212,7 @@ class FaultProxy:
             if mode == "reset":
                 _reset(client)
                 continue
-            if mode == "blackhole":
+            if mode in ("blackhole", "drop"):
                 with self._lock:
                     self._held.append(client)
                 continue

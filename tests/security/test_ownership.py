@@ -10,7 +10,7 @@ from tests.security.test_authentication import METHODS, api_routes, concrete
 
 pytestmark = pytest.mark.django_db
 
-SESSION_ROUTES = [r for r in api_routes() if "<str:session_id>" in r]
+SESSION_ROUTES = [r for r in api_routes() if "<session_id:session_id>" in r]
 BODIES = {"kill": {"reason": "mine now"}, "clarify": {"answer": "yes"}, "resume": {}}
 
 

