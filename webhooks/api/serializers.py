@@ -24,6 +24,23 @@ URL_SHAPE = RegexValidator(
 )
 
 
+class EventTypesField(serializers.ListField):
+    """A list of event types whose errors are messages of the field, not a map per item."""
+
+    def to_internal_value(self, data: object) -> list[str]:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError(
+                [
+                    f"Item {index}: {' '.join(str(m) for m in messages)}"
+                    for index, messages in exc.detail.items()
+                ]
+            ) from None
+
+
 class EndpointWriteSerializer(serializers.Serializer):
     url = StrictCharField(
         max_length=2000,
@@ -31,7 +48,7 @@ class EndpointWriteSerializer(serializers.Serializer):
         trim_whitespace=False,
         validators=[URL_SHAPE],
     )
-    events = serializers.ListField(
+    events = EventTypesField(
         child=serializers.ChoiceField(choices=EventType.choices),
         required=False,
         allow_empty=False,
