@@ -2,6 +2,7 @@
 a bearer token when one is set, and counters that move as sessions run."""
 
 import socket
+import uuid
 
 import pytest
 from django.test import Client
@@ -54,7 +55,7 @@ def test_requests_are_counted_by_url_pattern_never_by_raw_path(api, user):
     assert route.startswith("api/v1/sessions/<") and session.id not in route
     for _ in range(3):
         assert api.get(f"/api/v1/sessions/{session.id}").status_code == 200
-    assert api.get("/api/v1/sessions/bo1_no-such-session").status_code == 404
+    assert api.get(f"/api/v1/sessions/bo1_{uuid.uuid4()}").status_code == 404  # no such one
     assert Client().get("/no/such/page/at/all").status_code in (302, 404)
     _, after = scrape()
     delta = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)  # noqa: E731
