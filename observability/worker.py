@@ -88,7 +88,11 @@ def serve(**kwargs: Any) -> None:
     from prometheus_client.exposition import ThreadingWSGIServer
 
     addr = os.environ.get(ADDR_VARIABLE, "127.0.0.1")
-    server = make_server(addr, port, _app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    try:
+        server = make_server(addr, port, _app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    except OSError as exc:  # the worker still works; only its metrics are not served
+        logger.error("Worker metrics not served on %s:%d: %s", addr, port, exc)
+        return
     threading.Thread(target=server.serve_forever, name="bo1-worker-metrics", daemon=True).start()
     _state["server"] = server
     logger.info("Worker metrics on http://%s:%d/metrics", addr, server.server_port)

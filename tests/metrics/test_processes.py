@@ -1,6 +1,7 @@
 """Metrics of the real servers: gunicorn's workers added up in multiprocess mode, open event
 streams counted, and the Celery worker's own endpoint on BO1_WORKER_METRICS_PORT."""
 
+import socket
 import threading
 import time
 import urllib.request
@@ -115,3 +116,18 @@ def test_the_worker_serves_no_metrics_when_the_port_is_unset():
         assert "Worker metrics on" not in worker.log()
     finally:
         worker.stop()
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_and_still_runs(api):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    worker = start_worker(BO1_WORKER_METRICS_PORT=str(port))
+    try:
+        wait_until(lambda: "Worker metrics not served" in worker.log(), timeout=20, what="log")
+        session_id = create_and_start(api, max_rounds=1)
+        wait_until(lambda: row(session_id).status == Status.COMPLETED, what="completed")
+    finally:
+        worker.stop()
+        taken.close()
