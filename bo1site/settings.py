@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "deliberation",
     "dashboard",
     "importer",
+    "webhooks",
+    "observability",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +67,14 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "sessions_app.middleware.StoreUnavailableMiddleware",
 ]
+# Prometheus metrics of every request (observability/): first, so that it times all the rest.
+BO1_METRICS_ENABLED = env.bool("BO1_METRICS_ENABLED", default=True)
+if BO1_METRICS_ENABLED:
+    MIDDLEWARE.insert(0, "observability.middleware.MetricsMiddleware")
+# X-Request-ID used or made, and bound to the request's log lines (observability/logs.py).
+MIDDLEWARE.insert(0, "observability.request_context.RequestContextMiddleware")
+# When set, GET /metrics (and the worker's endpoint) want `Authorization: Bearer <token>`.
+BO1_METRICS_TOKEN = env.str("BO1_METRICS_TOKEN", default="")
 
 ROOT_URLCONF = "bo1site.urls"
 WSGI_APPLICATION = "bo1site.wsgi.application"
@@ -193,6 +203,25 @@ BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
 BO1_STREAM_KEEPALIVE_SECONDS = env.float("BO1_STREAM_KEEPALIVE_SECONDS", default=15.0)
 BO1_STREAM_POLL_SECONDS = env.float("BO1_STREAM_POLL_SECONDS", default=1.0)
 
+# Webhooks (webhooks/): retries after a failed attempt (seconds, jittered by ±20%), then failed.
+BO1_WEBHOOK_RETRY_SCHEDULE = [
+    float(seconds)
+    for seconds in env.list(
+        "BO1_WEBHOOK_RETRY_SCHEDULE", default=["5", "60", "300", "1800", "7200", "28800", "86400"]
+    )
+]
+if any(seconds < 0 for seconds in BO1_WEBHOOK_RETRY_SCHEDULE):
+    raise ImproperlyConfigured("BO1_WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. 5,60,300")
+# Targets on loopback, private, link-local or multicast addresses are refused unless this is set.
+BO1_WEBHOOK_ALLOW_PRIVATE = env.bool("BO1_WEBHOOK_ALLOW_PRIVATE", default=False)
+BO1_WEBHOOK_TIMEOUT = env.float("BO1_WEBHOOK_TIMEOUT", default=10.0)
+# An endpoint whose deliveries all fail for this long is disabled (3 days).
+BO1_WEBHOOK_DISABLE_AFTER = env.int("BO1_WEBHOOK_DISABLE_AFTER", default=3 * 86400)
+# How often each worker looks for deliveries recorded but not sent (and retries that are due).
+BO1_WEBHOOK_SWEEP_INTERVAL = env.float("BO1_WEBHOOK_SWEEP_INTERVAL", default=5.0)
+# The service's public address, for the links in webhook bodies.
+BO1_PUBLIC_URL = env.str("BO1_PUBLIC_URL", default="http://127.0.0.1:8000")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -256,6 +285,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # A webhook delivery's status is not a session's: each enum keeps its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "sessions_app.models.Status.values",
+        "DeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sessions_app.api.openapi.blank_query_values_mean_absent",
@@ -264,16 +299,32 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# `json`: one JSON object per line, with request_id, session_id and user_id where known.
+BO1_LOG_FORMAT = env.str("BO1_LOG_FORMAT", default="plain").strip().lower()
+if BO1_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"BO1_LOG_FORMAT must be plain or json, not {BO1_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "observability.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": BO1_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "sessions_app": {"level": LOG_LEVEL},
         "deliberation": {"level": LOG_LEVEL},
         "bo1site": {"level": LOG_LEVEL},
         "importer": {"level": LOG_LEVEL},
+        "webhooks": {"level": LOG_LEVEL},
+        "observability": {"level": LOG_LEVEL},
     },
 }

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from observability.views import metrics
 from sessions_app import health
 
 
@@ -18,6 +19,7 @@ def api_not_found(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
     path("api/health", health.health, name="health"),
     path("api/health/db", health.health_db, name="health-db"),
     path("api/health/redis", health.health_redis, name="health-redis"),
@@ -25,6 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("sessions_app.api.urls")),
     path("api/v1/", include("deliberation.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     re_path(r"^api/v1/", api_not_found, name="api-not-found"),  # whatever the rest, newlines too
     path("", include("dashboard.urls")),
 ]

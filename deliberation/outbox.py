@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection
 
+from observability import metrics
 from sessions_app.cache import REDIS_ERRORS, redis_client
 from sessions_app.models import Status
 from sessions_app.redis_keys import OUTBOX_PATTERN, outbox_key, session_id_from_outbox_key
@@ -147,6 +148,7 @@ class Outbox:
 
     def _save_mirror(self) -> None:
         """Keep the Redis copy equal to what is pending, for a worker or reconcile after us."""
+        metrics.OUTBOX_PENDING.labels("session_writes").set(len(self.pending))
         key = outbox_key(self.session_id)
         try:
             pipe = redis_client().pipeline()

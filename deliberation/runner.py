@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 from django.utils import timezone
 
+from observability import logs, metrics
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession
 from sessions_app.services import (
@@ -30,6 +31,7 @@ from vocabulary import EVENT_PHASES, RUNNABLE_STATUSES, EventType, PauseReason, 
 
 from .engine import Deliberation, Outcome, ProviderError, make_provider
 from .lease import Lease
+from .metering import MeteredProvider
 from .outbox import Outbox, OutboxOp
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def provider_for_settings() -> Any:
         )
     elif name == "openai":
         api_key, base_url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
-    return make_provider(
+    provider = make_provider(
         name,
         models=settings.BO1_MODELS or None,
         api_key=api_key,
@@ -55,6 +57,7 @@ def provider_for_settings() -> Any:
         max_retries=settings.BO1_LLM_MAX_RETRIES,
         offline_latency_ms=settings.BO1_OFFLINE_LATENCY_MS,
     )
+    return MeteredProvider(provider)
 
 
 class LiveView:
@@ -207,6 +210,11 @@ def _claim(session_id: str) -> DeliberationSession | None:
 
 def run_session(session_id: str) -> str:
     """Run (or continue) one session's deliberation; returns what became of it."""
+    with logs.bound(session_id=session_id):
+        return _run_session(session_id)
+
+
+def _run_session(session_id: str) -> str:
     lease = Lease(session_id)
     if not lease.acquire():
         logger.info("Session %s is being run by another worker", session_id)
@@ -218,9 +226,22 @@ def run_session(session_id: str) -> str:
         if session is None:
             return "skipped"
         host = SessionHost(session, lease, outbox)
-        return _deliberate(session, host, outbox)
+        return _measured(session, host, outbox)
     finally:
         lease.release()
+
+
+def _measured(session: DeliberationSession, host: SessionHost, outbox: Outbox) -> str:
+    """_deliberate, counted in bo1_deliberations_running and bo1_deliberation_duration_seconds."""
+    started = time.monotonic()
+    outcome = "error"
+    metrics.DELIBERATIONS_RUNNING.inc()
+    try:
+        outcome = _deliberate(session, host, outbox)
+        return outcome
+    finally:
+        metrics.DELIBERATIONS_RUNNING.dec()
+        metrics.DELIBERATION_DURATION.labels(outcome).observe(time.monotonic() - started)
 
 
 def _deliberate(session: DeliberationSession, host: SessionHost, outbox: Outbox) -> str:

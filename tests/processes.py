@@ -79,6 +79,7 @@ def start_web(
     port = port or free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "bo1site.asgi:application",
+        "-c", "python:observability.gunicorn_config",
         "--worker-class", "bo1site.serving.worker.FairUvicornWorker", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--graceful-timeout", "5",
     ]  # fmt: skip

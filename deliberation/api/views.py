@@ -40,7 +40,7 @@ BUDGET = RegexValidator(
 
 
 class KillSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = StrictCharField(
         required=False, allow_blank=True, max_length=500, default="", validators=[NO_NUL]
     )
 

@@ -202,3 +202,12 @@ def test_events_page_after_n(api, session):
     assert [e["sequence"] for e in body["events"]] == [3, 4, 5]
     assert body["count"] == 3
     assert api.get(f"/api/v1/sessions/{session.id}/events?after=-1").status_code == 400
+
+
+def test_a_kill_reason_that_is_not_text_is_a_400_on_the_field(api, user):
+    session = SessionFactory(user=user)
+    answer = api.post(f"/api/v1/sessions/{session.id}/kill", {"reason": -3.44e16}, format="json")
+    assert answer.status_code == 400
+    assert "reason" in answer.json()
+    session.refresh_from_db()
+    assert session.status == "created"

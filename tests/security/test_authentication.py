@@ -22,6 +22,7 @@ PUBLIC = {
     "api/docs/",
     "accounts/login/",
     "accounts/logout/",
+    "metrics",  # open unless BO1_METRICS_TOKEN is set (tests/metrics/test_metrics.py)
     "^api/v1/",  # what names no route: a JSON 404, with or without credentials
 }
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -17,6 +17,7 @@ from bo1site.wsgi import application
 from sessions_app.models import SESSION_ID_REGEX, Status
 from sessions_app.services import session_transition
 from tests.factories import SessionFactory
+from webhooks.models import Endpoint
 
 MAX_EXAMPLES = 25
 
@@ -28,6 +29,9 @@ targets: dict[str, Any] = {}
 @schema.hook
 def map_path_parameters(context: Any, path_parameters: dict[str, Any]) -> dict[str, Any]:
     """Most requests name one of the caller's sessions; the rest whatever was generated."""
+    if path_parameters and "endpoint_id" in path_parameters and targets:  # noqa: SIM102
+        if targets["chooser"].random() < 0.7:
+            path_parameters["endpoint_id"] = str(targets["endpoint"])
     # Only an id of the right shape is swapped: one that breaks the pattern was generated to be
     # refused (a negative case), and must stay so.
     if (
@@ -71,8 +75,14 @@ def filter_body(context: Any, body: Any) -> bool:
     return not padded and not holds_nul(body.get("problem_context"))
 
 
+def resolve_to_loopback(host: str, port: int) -> list[str]:
+    """The fuzz's name service: every generated webhook host is a name the tests' receivers own
+    (this machine has no DNS, and a resolvable public name is a rule no schema can state)."""
+    return ["127.0.0.1"]
+
+
 @pytest.fixture(autouse=True)
-def fuzz_world(transactional_db, user, settings):
+def fuzz_world(transactional_db, user, settings, monkeypatch):
     """The caller's sessions, and rate limits out of the way (429 is documented, but noise)."""
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -82,10 +92,13 @@ def fuzz_world(transactional_db, user, settings):
     for status in (Status.QUEUED, Status.RUNNING, Status.COMPLETED):
         session_transition(session_id=finished.id, to=status)
     targets.update(
+        endpoint=Endpoint.objects.create(user=user, url="http://127.0.0.1:9/hook").pk,
         own=[SessionFactory(user=user).id for _ in range(3)],
         finished=finished.id,
         chooser=random.Random(5),
     )
+    monkeypatch.setattr("webhooks.addresses.lookup", resolve_to_loopback)
+    monkeypatch.setattr("webhooks.api.serializers.MAX_ENDPOINTS_PER_USER", 100_000)
     yield
     targets.clear()
 

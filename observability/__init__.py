@@ -1,0 +1,1 @@
+"""What operators see: Prometheus metrics (web and worker), request ids and JSON logs."""

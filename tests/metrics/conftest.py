@@ -1,0 +1,1 @@
+from tests.webhooks.conftest import endpoint, receiver  # noqa: F401
