@@ -4,9 +4,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
+
+from .search import SessionSearchDocument
 
 # What new_session_id makes (and what the original service made): `bo1_` and a UUID in its
 # canonical lowercase form. URLs accept nothing else (sessions_app.converters).
@@ -85,6 +88,26 @@ class DeliberationSession(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
+    # The search document, computed by PostgreSQL on every write (a stored generated column).
+    search_vector = models.GeneratedField(
+        expression=SessionSearchDocument(),
+        output_field=SearchVectorField(),
+        db_persist=True,
+        editable=False,
+    )
+
+    # A session under legal hold is never deleted by retention (purge_sessions).
+    legal_hold = models.BooleanField(default=False)
+    legal_hold_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    legal_hold_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         db_table = "sessions"
         verbose_name = "session"
@@ -103,6 +126,9 @@ class DeliberationSession(models.Model):
                 OpClass(Upper("problem_statement"), name="gin_trgm_ops"),
                 name="sessions_problem_trgm",
             ),
+            # Full-text search within one user's sessions: btree_gin lets one GIN index
+            # intersect the user's entries with the query's words.
+            GinIndex(fields=["user", "search_vector"], name="sessions_user_search"),
         ]
         constraints = [
             models.UniqueConstraint(
