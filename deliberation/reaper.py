@@ -47,6 +47,44 @@ def reap_orphans() -> list[str]:
     return orphans
 
 
+# The retention job (sessions_app.retention) runs once per BO1_PURGE_INTERVAL across all workers;
+# each worker checks this often whether it is its turn.
+RETENTION_JOB = "purge_sessions"
+RETENTION_CHECK_SECONDS = 300
+
+
+def run_retention_job() -> bool:
+    """Run the retention purge when no worker ran it in the last BO1_PURGE_INTERVAL."""
+    from sessions_app.cache import claim_job
+    from sessions_app.retention import sessions_purge_expired
+
+    if not claim_job(RETENTION_JOB, int(settings.BO1_PURGE_INTERVAL)):
+        return False
+    sessions_purge_expired()
+    return True
+
+
+class RetentionThread(threading.Thread):
+    """Runs the daily retention job in a worker, beside (not inside) the reaper's short passes."""
+
+    def __init__(self) -> None:
+        super().__init__(name="bo1-retention", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        check = min(RETENTION_CHECK_SECONDS, max(int(settings.BO1_PURGE_INTERVAL), 1))
+        while True:
+            try:
+                close_old_connections()
+                run_retention_job()
+            except DatabaseError as exc:
+                logger.warning("Retention job skipped: %s", exc)
+            except Exception:  # one bad pass must not end the job for the worker's life
+                logger.exception("Retention job failed")
+            if self.stopping.wait(check):
+                return
+
+
 class ReaperThread(threading.Thread):
     """Runs the repair (reconcile) now and then every BO1_REAPER_INTERVAL seconds in a worker."""
 

@@ -34,6 +34,30 @@ def stream_key(session_id: str) -> str:
     return f"bo1:session:{session_id}:stream"
 
 
+def session_key_names(session_id: str) -> list[str]:
+    """The raw name of every key a session may have: hot entry, stream, worker lease, outbox."""
+    return [
+        caches["default"].make_key(entry_key(session_id)),
+        stream_key(session_id),
+        f"bo1:session:{session_id}:lease",
+        f"bo1:session:{session_id}:outbox",
+    ]
+
+
+def job_claim_key(job: str) -> str:
+    """Held by the worker that ran a periodic job, for as long as the job's interval."""
+    return f"bo1:job:{job}:claim"
+
+
+def claim_job(job: str, seconds: int) -> bool:
+    """True for exactly one caller per `seconds` across all workers (False when Redis is away)."""
+    try:
+        return bool(redis_client().set(job_claim_key(job), "1", nx=True, ex=max(seconds, 1)))
+    except REDIS_ERRORS as exc:
+        logger.warning("Cannot claim the periodic job %s: %s", job, exc)
+        return False
+
+
 def redis_client() -> Any:
     """The raw redis-py client behind the cache, for streams and leases."""
     return get_redis_connection("default")
@@ -146,6 +170,22 @@ class SessionCache:
         except REDIS_ERRORS as exc:
             logger.warning("Redis purge failed for session %s: %s", session_id, exc)
             return 0
+
+    @classmethod
+    def purge_many(cls, session_ids: Iterable[str]) -> int | None:
+        """Delete every key of these sessions in one round trip, by name (no scan).
+
+        Returns how many keys went, or None when Redis could not be reached (the keys then
+        expire by their TTL, and reconcile drops hot entries whose session is gone).
+        """
+        names = [name for session_id in session_ids for name in session_key_names(session_id)]
+        if not names:
+            return 0
+        try:
+            return int(redis_client().unlink(*names))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis purge skipped for %d keys: %s", len(names), exc)
+            return None
 
 
 class EventStream:

@@ -29,7 +29,9 @@ class SessionSearchDocument(Func):
     def __init__(self) -> None:
         super().__init__(*(F(column) for column, _, _ in DOCUMENT_WEIGHTS))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list]:
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
         for expression, (_, weight, empty) in zip(
