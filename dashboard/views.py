@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
 from deliberation.services import BrokerUnavailable, deliberation_start
-from sessions_app import selectors, services
+from sessions_app import accounts, selectors, services
 from sessions_app.api.serializers import LISTABLE_STATUSES
 from sessions_app.api.throttles import seconds_until_allowed
 from sessions_app.models import Phase, Status
@@ -208,4 +209,27 @@ def synthesis_fragment(request: HttpRequest, session_id: str) -> HttpResponse:
         request,
         "dashboard/_synthesis.html",
         {"synthesis_html": markdown_html(transcript.synthesis), "transcript": transcript},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_page(request: HttpRequest) -> HttpResponse:
+    """The account: download everything (the API's ZIP), or delete the account with its data."""
+    error = ""
+    if request.method == "POST":
+        username = request.user.get_username()
+        if request.POST.get("confirm", "") != username:
+            error = "Type your username exactly to delete the account. Nothing was deleted."
+        else:
+            accounts.account_delete(user=request.user)  # type: ignore[arg-type]
+            logout(request)
+            messages.success(request, f"Account {username} and all its sessions are being deleted.")
+            return redirect("login")
+    sessions = selectors.sessions_visible_to(request.user).count()  # type: ignore[arg-type]
+    return render(
+        request,
+        "dashboard/account.html",
+        {"nav": "account", "sessions": sessions, "error": error},
+        status=400 if error else 200,
     )

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from .account import AccountExportView, AccountView
 from .export import SessionExportView
 from .stream import SessionStreamView
 from .views import SessionCollectionView, SessionDetailView, SessionEventsView
@@ -14,4 +15,6 @@ urlpatterns = [
     path(f"{SESSION}/events", SessionEventsView.as_view(), name="session-events"),
     path(f"{SESSION}/stream", SessionStreamView.as_view(), name="session-stream"),
     path(f"{SESSION}/export", SessionExportView.as_view(), name="session-export"),
+    path("me", AccountView.as_view(), name="me"),
+    path("me/export", AccountExportView.as_view(), name="me-export"),
 ]

@@ -36,6 +36,7 @@ def card_ids(response) -> list[str]:
         "/sessions/new",
         "/sessions/bo1_00000000-0000-4000-8000-000000000000",
         "/sessions/bo1_00000000-0000-4000-8000-000000000000/synthesis",
+        "/account",
     ],
 )
 def test_pages_require_login(client, url):
