@@ -4,6 +4,7 @@ token: no answer is a 5xx, and every answer conforms to the schema (status, head
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
 
 from bo1site.wsgi import application
-from sessions_app.models import Status
+from sessions_app.models import SESSION_ID_REGEX, Status
 from sessions_app.services import session_transition
 from tests.factories import SessionFactory
 
@@ -27,7 +28,13 @@ targets: dict[str, Any] = {}
 @schema.hook
 def map_path_parameters(context: Any, path_parameters: dict[str, Any]) -> dict[str, Any]:
     """Most requests name one of the caller's sessions; the rest whatever was generated."""
-    if path_parameters and "session_id" in path_parameters and targets:
+    # Only an id of the right shape is swapped: one that breaks the pattern was generated to be
+    # refused (a negative case), and must stay so.
+    if (
+        path_parameters
+        and re.fullmatch(SESSION_ID_REGEX, str(path_parameters.get("session_id", "")))
+        and targets
+    ):
         if context.operation.path.endswith("/stream"):
             # A live stream never ends; a finished session's replays and closes.
             path_parameters["session_id"] = targets["finished"]
