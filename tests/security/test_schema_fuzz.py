@@ -12,6 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bo1site.wsgi import application
 from sessions_app.models import SESSION_ID_REGEX, Status
@@ -104,4 +105,7 @@ def auth_headers(user) -> dict[str, str]:
     suppress_health_check=list(HealthCheck),
 )
 def test_every_operation_answers_within_its_schema_and_never_5xx(case, auth_headers):
-    case.call_and_validate(headers=auth_headers)
+    # DELETE /me's `confirm` must be the caller's own username, which no schema can state: a
+    # generated string is a wrong confirmation, rightly a 400 (tests/api/test_account.py).
+    excluded = [positive_data_acceptance] if case.operation.path == "/api/v1/me" else None
+    case.call_and_validate(headers=auth_headers, excluded_checks=excluded)
