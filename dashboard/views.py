@@ -63,18 +63,25 @@ def _row(summary: dict[str, Any]) -> dict[str, Any]:
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
-    """The user's own sessions, newest first, with a status filter and a search."""
+    """The user's own sessions, newest first, with a status filter and a full-text search."""
     status = request.GET.get("status", "")
     status = status if status in LISTABLE_STATUSES else ""
     search = request.GET.get("q", "").strip()[:MAX_SEARCH]
     number = _page_number(request.GET.get("page"))
-    page = selectors.session_list_for_user(
-        user=request.user,
-        status=status or None,
-        search=search or None,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
-    )
+    search_error = ""
+    try:
+        page = selectors.session_list_for_user(
+            user=request.user,
+            status=status or None,
+            q=search or None,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+        )
+    except selectors.InvalidListQuery as exc:
+        search_error = exc.message
+        page = selectors.SessionPage(
+            sessions=[], total=0, limit=PAGE_SIZE, offset=0, has_more=False
+        )
     pages = max(1, math.ceil(page.total / PAGE_SIZE))
     query = {k: v for k, v in (("status", status), ("q", search)) if v}
     return render(
@@ -90,6 +97,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
             "next_page": number + 1 if page.has_more else None,
             "status": status,
             "search": search,
+            "search_error": search_error,
             "query": query,
             "statuses": LISTABLE_STATUSES,
             "phase_count": len(PHASES),

@@ -127,8 +127,12 @@ class DeliberationSession(models.Model):
                 name="sessions_problem_trgm",
             ),
             # Full-text search within one user's sessions: btree_gin lets one GIN index
-            # intersect the user's entries with the query's words.
-            GinIndex(fields=["user", "search_vector"], name="sessions_user_search"),
+            # intersect the user's entries with the query's words. Without fastupdate every
+            # write goes into the index itself: a pending list would make each search scan it
+            # (and the planner then prefers to read all of the user's rows).
+            GinIndex(
+                fields=["user", "search_vector"], name="sessions_user_search", fastupdate=False
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -4,17 +4,20 @@ import logging
 from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from bo1site.db.prepared import execute_prepared
 
 from .cache import SessionCache
+from .cursors import InvalidCursor, Position, cursor_decode, cursor_encode, filter_fingerprint
 from .models import DeliberationSession, SessionCount, SessionEvent, Status
+from .search import search_headline, search_is_empty, search_query, search_rank, snippet_html
 from .services import event_payload
 from .snapshots import merge_live, session_snapshot, session_summary
 
@@ -40,20 +43,28 @@ LIST_FIELDS = (
 )
 
 
+class InvalidListQuery(ValueError):
+    """A list request that cannot be answered as asked: `field` says which parameter is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
 @dataclass(frozen=True)
 class SessionPage:
     sessions: list[dict[str, Any]]
     total: int
     limit: int
-    offset: int
-
-    @property
-    def has_more(self) -> bool:
-        return self.offset + len(self.sessions) < self.total
+    offset: int | None  # None when the page was reached by cursor
+    has_more: bool
+    next_cursor: str | None = None
 
     @property
     def next_offset(self) -> int | None:
-        return self.offset + len(self.sessions) if self.has_more else None
+        if self.offset is None or not self.has_more:
+            return None
+        return self.offset + len(self.sessions)
 
 
 def sessions_visible_to(user: User) -> QuerySet[DeliberationSession]:
@@ -65,29 +76,122 @@ def session_list_for_user(
     *,
     user: User,
     status: str | None = None,
-    search: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     limit: int = 20,
     offset: int = 0,
 ) -> SessionPage:
-    """A page of the user's sessions, newest first: one page query, one count, one MGET."""
+    """A page of the user's sessions: newest first, or by relevance then newest with `q`.
+
+    One page query, one count, one MGET. `cursor` (a page's next_cursor) continues by keyset;
+    it must come from a list with the same filter. Raises InvalidListQuery for a cursor that
+    is not, and for a `q` that holds no search term.
+    """
     rows: list[Any]
-    if search:
-        queryset = sessions_visible_to(user)
-        if status:
-            queryset = queryset.filter(status=status)
-        # served by the trigram index on UPPER(problem_statement)
-        queryset = queryset.filter(problem_statement__icontains=search)
-        rows = list(
-            queryset.only(*LIST_FIELDS).order_by("-created_at", "-id")[offset : offset + limit]
+    fingerprint = filter_fingerprint(
+        user=user.pk, status=status, q=q, after=created_after, before=created_before
+    )
+    ranked = bool(q)
+    position = None
+    if cursor:
+        try:
+            position = cursor_decode(cursor, fingerprint=fingerprint, ranked=ranked)
+        except InvalidCursor as exc:
+            raise InvalidListQuery("cursor", str(exc)) from exc
+    if q or position or created_after or created_before:
+        rows, total = _filtered_page(
+            user, status, q, position, created_after, created_before, limit, offset
         )
-        total = queryset.count() if rows or offset else 0
+        if q and total == 0 and search_is_empty(q):
+            raise InvalidListQuery(
+                "q", "This search holds no word to look for (only stop words or punctuation)."
+            )
     else:
-        rows = _list_page(user.pk, status, limit, offset)
+        rows = _list_page(user.pk, status, limit + 1, offset)
         total = _visible_count(user.pk, status) if rows or offset else 0
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if has_more:
+        last = rows[-1]
+        next_cursor = cursor_encode(
+            Position(last.created_at, last.id, getattr(last, "rank", None) if ranked else None),
+            fingerprint=fingerprint,
+        )
     hot = SessionCache.get_many(row.id for row in rows)
-    sessions = [merge_live(session_summary(row), hot.get(row.id)) for row in rows]
+    sessions = [merge_live(_summary(row), hot.get(row.id)) for row in rows]
     logger.info("Loaded %d sessions from PostgreSQL for user %s", len(sessions), user.pk)
-    return SessionPage(sessions=sessions, total=total, limit=limit, offset=offset)
+    return SessionPage(
+        sessions=sessions,
+        total=total,
+        limit=limit,
+        offset=None if position else offset,
+        has_more=has_more,
+        next_cursor=next_cursor,
+    )
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    summary = session_summary(row)
+    if hasattr(row, "headline"):
+        summary["snippet"] = snippet_html(row.headline)
+    return summary
+
+
+def _filtered_page(
+    user: User,
+    status: str | None,
+    q: str | None,
+    position: Position | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """The page and the exact total of a list with a search, a date range or a cursor."""
+    matching = sessions_visible_to(user)
+    if status:
+        matching = matching.filter(status=status)
+    if created_after:
+        matching = matching.filter(created_at__gt=created_after)
+    if created_before:
+        matching = matching.filter(created_at__lt=created_before)
+    order = ["-created_at", "-id"]
+    page = matching.only(*LIST_FIELDS)
+    if q:
+        query = search_query(q)
+        # served by the GIN index sessions_user_search on (user_id, search_vector)
+        matching = matching.filter(search_vector=query)
+        page = matching.only(*LIST_FIELDS).annotate(rank=search_rank(query))
+        order = ["-rank", *order]
+    if position is not None:
+        page = page.filter(_after(position))
+        offset = 0
+    # The snippet is computed for the page's rows only: PostgreSQL evaluates a costly output
+    # column after the sort and the limit.
+    if q:
+        page = page.annotate(headline=search_headline(query))
+    rows = list(page.order_by(*order)[offset : offset + limit + 1])
+    total = matching.count() if rows or offset or position else 0
+    return rows, total
+
+
+def _after(position: Position) -> Q:
+    """Rows that come after `position` in the list's order (descending).
+
+    `created_at <= c` comes first, on its own, so it bounds the index scan; the rest picks out,
+    among rows of the same instant, those after the last id.
+    """
+    same_instant = Q(created_at=position.created_at, id__lt=position.id)
+    after = Q(created_at__lte=position.created_at) & (
+        Q(created_at__lt=position.created_at) | same_instant
+    )
+    if position.rank is None:
+        return after
+    # In a search: a lower rank, or the same rank and later in time order.
+    return Q(rank__lt=position.rank) | (Q(rank=position.rank) & after)
 
 
 # The list without a search runs SQL written once from the model's metadata: composing the same

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="deliberationsession",
             index=django.contrib.postgres.indexes.GinIndex(
-                fields=["user", "search_vector"], name="sessions_user_search"
+                fields=["user", "search_vector"], name="sessions_user_search", fastupdate=False
             ),
         ),
     ]
