@@ -23,4 +23,4 @@ USER bo1
 RUN python manage.py collectstatic --noinput
 
 EXPOSE 8000
-CMD ["sh", "-c", "gunicorn bo1site.asgi:application --worker-class bo1site.server.FairUvicornWorker --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 10 --access-logfile -"]
+CMD ["sh", "-c", "gunicorn bo1site.asgi:application --worker-class bo1site.serving.worker.FairUvicornWorker --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 10 --access-logfile -"]

@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "bo1site.middleware.StoreUnavailableMiddleware",
+    "sessions_app.middleware.StoreUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "bo1site.urls"
@@ -92,8 +92,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # switch off behind a pooler in transaction mode.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with a health check that needs no round trip (bo1site/db/base.py).
-    DATABASES["default"]["ENGINE"] = "bo1site.db"
+    # Django's backend with a health check that needs no round trip (bo1site/serving/db).
+    DATABASES["default"]["ENGINE"] = "bo1site.serving.db"
 # A PostgreSQL that stops answering without closing the connection (a network partition) must
 # not hold a request or a worker step until TCP gives up, which takes many minutes: connecting,
 # unacknowledged bytes (tcp_user_timeout) and a silent wait for an answer (keepalives) each fail
@@ -244,10 +244,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["bo1site.jsoncodec.OrjsonRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.negotiation.ContentNegotiation",
-    "DEFAULT_PARSER_CLASSES": ["bo1site.parsers.SafeJSONParser"],
+    # DRF's negotiation with the plain JSON case answered at once (bo1site/serving).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.serving.negotiation.ContentNegotiation",
+    "DEFAULT_PARSER_CLASSES": ["sessions_app.api.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "bo1site.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "sessions_app.api.exceptions.api_exception_handler",
     # Per user, counted in Redis (sessions_app/api/throttles.py); an empty value turns one off.
     "DEFAULT_THROTTLE_RATES": {
         "session_create": throttle_rate("BO1_THROTTLE_CREATE", "60/min"),

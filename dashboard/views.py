@@ -13,13 +13,14 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
+import vocabulary
 from deliberation.services import BrokerUnavailable, deliberation_start
+from deliberation.transcript import build_transcript, phase_cost_text
 from sessions_app import accounts, selectors, services
 from sessions_app.api.serializers import LISTABLE_STATUSES
 from sessions_app.api.throttles import seconds_until_allowed
-from sessions_app.models import Phase, Status
+from sessions_app.models import Status
 from sessions_app.snapshots import session_snapshot
-from sessions_app.transcript import build_transcript, phase_cost_text
 
 from .forms import SessionCreateForm
 from .rendering import markdown_html
@@ -28,9 +29,7 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 MAX_SEARCH = 200
-PHASES = list(Phase.values)
-FINISHED = {Status.COMPLETED, Status.FAILED, Status.KILLED, Status.DELETED}
-LIVE = {Status.QUEUED, Status.RUNNING}
+PHASES = [str(phase) for phase in vocabulary.PHASES]
 CONTROL_ACTIONS = ("start", "pause", "resume", "kill", "clarify")
 
 
@@ -56,7 +55,7 @@ def _row(summary: dict[str, Any]) -> dict[str, Any]:
         "created": parse_datetime(summary["created_at"]) if summary.get("created_at") else None,
         "step": phase_step(summary["phase"]),
         "phase_label": phase_label(summary["phase"]),
-        "live": summary["status"] in LIVE,
+        "live": summary["status"] in vocabulary.RUNNABLE_STATUSES,
     }
 
 
@@ -101,6 +100,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
             "query": query,
             "statuses": LISTABLE_STATUSES,
             "phase_count": len(PHASES),
+            "vocabulary": vocabulary.for_pages(),
         },
     )
 
@@ -170,7 +170,6 @@ def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
         "pending_clarification": detail["pending_clarification"],
         "last_sequence": transcript.last_sequence,
         "several_sub_problems": transcript.several_sub_problems,
-        "phases": PHASES,
         "urls": {
             "detail": api,
             "stream": f"{api}/stream",
@@ -187,7 +186,7 @@ def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
             "transcript": transcript,
             "synthesis_html": markdown_html(transcript.synthesis),
             "state": state,
-            "finished": detail["status"] in FINISHED,
+            "finished": detail["status"] in vocabulary.FINISHED_STATUSES,
             "step": phase_step(detail["phase"]),
             "phase_label": phase_label(detail["phase"]),
             "phase_costs": [
@@ -195,6 +194,7 @@ def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
                 for phase, cost in (detail["costs_by_phase"] or {}).items()
             ],
             "phase_count": len(PHASES),
+            "vocabulary": vocabulary.for_pages(),
             "export_md": f"{api}/export?format=md",
             "export_json": f"{api}/export?format=json",
         },

@@ -9,6 +9,7 @@ from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from sessions_app.models import DeliberationSession, Status
+from vocabulary import RUNNABLE_STATUSES
 
 from .lease import lease_alive
 
@@ -22,9 +23,9 @@ def orphaned_sessions() -> list[str]:
     """Running sessions with no live lease, and queued ones that waited too long."""
     grace = timedelta(seconds=int(settings.BO1_LEASE_TTL))
     now = timezone.now()
-    candidates = DeliberationSession.objects.filter(
-        status__in=(Status.RUNNING, Status.QUEUED)
-    ).values_list("id", "status", "status_changed_at", "last_activity_at")
+    candidates = DeliberationSession.objects.filter(status__in=RUNNABLE_STATUSES).values_list(
+        "id", "status", "status_changed_at", "last_activity_at"
+    )
     orphans = []
     for session_id, status, changed_at, active_at in candidates:
         last_sign = max(filter(None, (changed_at, active_at)))

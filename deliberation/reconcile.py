@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 
 from sessions_app.cache import REDIS_ERRORS, SessionCache, entry_key, redis_client
-from sessions_app.models import DeliberationSession, Status
+from sessions_app.models import DeliberationSession
 from sessions_app.snapshots import session_snapshot
+from vocabulary import ACTIVE_STATUSES
 
 from .lease import lease_alive
 from .outbox import Outbox, sessions_with_kept_writes
@@ -18,7 +19,6 @@ logger = logging.getLogger(__name__)
 # Fields whose disagreement means a hot entry is wrong, not merely a little behind.
 COMPARED = ("status", "phase", "round_number", "total_cost", "synthesis", "pause_reason")
 BATCH = 500
-ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSED)
 
 
 @dataclass
@@ -59,7 +59,9 @@ def _repair_hot_entries(report: ReconcileReport, *, every_entry: bool) -> None:
         ids = _hot_session_ids()
     else:  # the periodic pass looks only at sessions that are still moving
         ids = list(
-            DeliberationSession.objects.filter(status__in=ACTIVE).values_list("id", flat=True)
+            DeliberationSession.objects.filter(status__in=ACTIVE_STATUSES).values_list(
+                "id", flat=True
+            )
         )
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]

@@ -20,38 +20,19 @@ from django.db import DatabaseError, InterfaceError, close_old_connections, conn
 from django.utils import timezone
 
 from sessions_app.cache import SessionCache
-from sessions_app.models import DeliberationSession, PauseReason, Phase, Status
+from sessions_app.models import DeliberationSession
 from sessions_app.services import (
     IllegalTransition,
     NewEvent,
     session_transition,
 )
+from vocabulary import EVENT_PHASES, RUNNABLE_STATUSES, EventType, PauseReason, Phase, Status
 
 from .engine import Deliberation, Outcome, ProviderError, make_provider
 from .lease import Lease
 from .outbox import Outbox, OutboxOp
 
 logger = logging.getLogger(__name__)
-
-EVENT_PHASES = {
-    "session_started": Phase.INTAKE,
-    "decomposition_started": Phase.DECOMPOSITION,
-    "decomposition_complete": Phase.DECOMPOSITION,
-    "clarification_requested": Phase.DECOMPOSITION,
-    "persona_selected": Phase.SELECTION,
-    "persona_selection_complete": Phase.SELECTION,
-    "initial_round_started": Phase.INITIAL_ROUND,
-    "round_started": Phase.DISCUSSION,
-    "facilitator_decision": Phase.DISCUSSION,
-    "convergence": Phase.DISCUSSION,
-    "voting_started": Phase.VOTING,
-    "persona_vote": Phase.VOTING,
-    "voting_complete": Phase.VOTING,
-    "synthesis_started": Phase.SYNTHESIS,
-    "synthesis_complete": Phase.SYNTHESIS,
-    "complete": Phase.COMPLETE,
-}
-RUNNABLE = (Status.QUEUED, Status.RUNNING)
 
 
 def provider_for_settings() -> Any:
@@ -88,11 +69,13 @@ class LiveView:
 
     def advance(self, event_type: str, data: dict[str, Any]) -> None:
         self.phase = EVENT_PHASES.get(event_type, self.phase)
-        if event_type in ("contribution", "round_started") and isinstance(data.get("round"), int):
+        if event_type in (EventType.CONTRIBUTION, EventType.ROUND_STARTED) and isinstance(
+            data.get("round"), int
+        ):
             self.round_number = max(self.round_number, data["round"])
-        if event_type == "contribution":
+        if event_type == EventType.CONTRIBUTION:
             self.contribution_count += 1
-        elif event_type == "persona_selected":
+        elif event_type == EventType.PERSONA_SELECTED:
             persona: dict[str, Any] = {
                 key: data.get(key)
                 for key in ("persona_code", "persona_name", "archetype", "domain", "expertise")
@@ -100,7 +83,7 @@ class LiveView:
             }
             persona["sub_problem_index"] = data.get("sub_problem_index")
             self.personas.append(persona)
-        elif event_type == "clarification_requested":
+        elif event_type == EventType.CLARIFICATION_REQUESTED:
             self.clarification_question = str(data.get("question") or "")
 
     def fields(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +193,7 @@ class SessionHost:
 def _claim(session_id: str) -> DeliberationSession | None:
     """queued → running (or a running session whose worker died); None when not runnable."""
     session = DeliberationSession.objects.filter(pk=session_id).first()
-    if session is None or session.status not in RUNNABLE:
+    if session is None or session.status not in RUNNABLE_STATUSES:
         logger.info("Session %s is not runnable (%s); nothing to do", session_id, session)
         return None
     if session.status == Status.QUEUED:
@@ -300,7 +283,7 @@ def _conclude(outcome: Outcome, host: SessionHost, outbox: Outbox) -> str:
         else:
             data["total_cost"] = str(outcome.total_cost)
         return _finish(outbox, host, Status.PAUSED, pause_reason=outcome.pause_reason,
-                       events=[NewEvent("paused", data)], fields=fields)  # fmt: skip
+                       events=[NewEvent(EventType.PAUSED, data)], fields=fields)  # fmt: skip
     # Paused by the user or killed: the control API already changed the status and said so.
     _drain(outbox)
     logger.info("Session %s stopped at a call boundary (%s)", host.session_id, outcome.status)
@@ -323,7 +306,7 @@ def _finish(
     final_fields = dict(fields or {})
     if error is not None:
         final_fields["error"] = error
-        all_events.append(NewEvent("error", error))
+        all_events.append(NewEvent(EventType.ERROR, error))
     outbox.put(OutboxOp.transition(status, pause_reason, all_events, final_fields))
     _drain(outbox)
     return status

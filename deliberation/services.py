@@ -12,12 +12,12 @@ from redis.exceptions import RedisError
 from bo1site.celery import app as celery_app
 from sessions_app.models import DeliberationSession, PauseReason, Status
 from sessions_app.services import IllegalTransition, NewEvent, session_transition
+from vocabulary import UNFINISHED_STATUSES, EventType
 
 logger = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, KombuError, RedisError, OSError, TimeoutError)
 BROKER_CHECK_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
-UNFINISHED = (Status.CREATED, Status.QUEUED, Status.RUNNING, Status.PAUSED)
 
 
 class BrokerUnavailable(Exception):
@@ -74,7 +74,7 @@ def deliberation_pause(*, session_id: str) -> DeliberationSession:
         to=Status.PAUSED,
         expected=(Status.RUNNING,),
         pause_reason=PauseReason.USER,
-        events=[NewEvent("paused", {"reason": PauseReason.USER})],
+        events=[NewEvent(EventType.PAUSED, {"reason": PauseReason.USER})],
     )
 
 
@@ -97,7 +97,9 @@ def deliberation_resume(
     return _queue(
         session_id,
         expected=(Status.PAUSED,),
-        events=[NewEvent("resumed", {"cost_limit": str(fields["cost_limit"])} if fields else {})],
+        events=[
+            NewEvent(EventType.RESUMED, {"cost_limit": str(fields["cost_limit"])} if fields else {})
+        ],
         fields=fields,
     )
 
@@ -107,8 +109,8 @@ def deliberation_kill(*, session_id: str, reason: str = "") -> DeliberationSessi
     return session_transition(
         session_id=session_id,
         to=Status.KILLED,
-        expected=UNFINISHED,
-        events=[NewEvent("killed", {"reason": reason or "killed by user"})],
+        expected=UNFINISHED_STATUSES,
+        events=[NewEvent(EventType.KILLED, {"reason": reason or "killed by user"})],
     )
 
 
@@ -129,6 +131,8 @@ def deliberation_clarify(*, session_id: str, answer: str) -> DeliberationSession
     return _queue(
         session_id,
         expected=(Status.PAUSED,),
-        events=[NewEvent("clarification_answered", {"question": question, "answer": answer})],
+        events=[
+            NewEvent(EventType.CLARIFICATION_ANSWERED, {"question": question, "answer": answer})
+        ],
         fields={"problem_context": context},
     )

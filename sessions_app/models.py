@@ -1,6 +1,8 @@
 """The durable session store: every session and every event, kept in PostgreSQL for good."""
 
 import uuid
+from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -9,7 +11,20 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+import vocabulary
+from vocabulary import FINISHED_STATUSES
+
 from .search import SessionSearchDocument
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "DeliberationSession",
+    "PauseReason",
+    "Phase",
+    "SessionCount",
+    "SessionEvent",
+    "Status",
+]
 
 # What new_session_id makes (and what the original service made): `bo1_` and a UUID in its
 # canonical lowercase form. URLs accept nothing else (sessions_app.converters).
@@ -21,32 +36,17 @@ def new_session_id() -> str:
     return f"bo1_{uuid.uuid4()}"
 
 
-class Status(models.TextChoices):
-    CREATED = "created"
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    KILLED = "killed"
-    DELETED = "deleted"
+def _choices(vocabulary_enum: type[StrEnum]) -> Any:
+    """Django choices with the vocabulary's values (labels as Django makes them)."""
+    members = [(member.name, member.value) for member in vocabulary_enum]
+    # Django's functional Choices API, which the type stubs do not describe.
+    return models.TextChoices(vocabulary_enum.__name__, members)  # type: ignore[call-overload]
 
 
-class Phase(models.TextChoices):
-    INTAKE = "intake"
-    DECOMPOSITION = "decomposition"
-    SELECTION = "selection"
-    INITIAL_ROUND = "initial_round"
-    DISCUSSION = "discussion"
-    VOTING = "voting"
-    SYNTHESIS = "synthesis"
-    COMPLETE = "complete"
-
-
-class PauseReason(models.TextChoices):
-    USER = "user"
-    CLARIFICATION = "clarification"
-    BUDGET = "budget"
+# The values are defined once, in `vocabulary`; these are their Django choices for the fields.
+Status = _choices(vocabulary.Status)
+Phase = _choices(vocabulary.Phase)
+PauseReason = _choices(vocabulary.PauseReason)
 
 
 class DeliberationSession(models.Model):
@@ -148,9 +148,6 @@ class DeliberationSession(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
-
-
-FINISHED_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.KILLED, Status.DELETED})
 
 
 class SessionCount(models.Model):

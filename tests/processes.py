@@ -79,7 +79,7 @@ def start_web(
     port = port or free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "bo1site.asgi:application",
-        "--worker-class", "bo1site.server.FairUvicornWorker", "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "bo1site.serving.worker.FairUvicornWorker", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--graceful-timeout", "5",
     ]  # fmt: skip
     process = ManagedProcess("web", argv, stack_env(**env))

@@ -1,1 +1,4 @@
-"""PostgreSQL backend: Django's own, with a health check that costs no round trip (see base)."""
+"""Server-side prepared statements for the store's hot queries (prepared.py).
+
+The database backend that remembers them per connection is bo1site/serving/db.
+"""

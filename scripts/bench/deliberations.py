@@ -16,13 +16,15 @@ from typing import Any
 
 import psycopg2
 
+from vocabulary import FINISHED_STATUSES
+
 from .config import BenchConfig
 from .seed import Seeded
 from .servers import start_worker
 
 logger = logging.getLogger(__name__)
 
-FINISHED = ("completed", "failed", "killed", "deleted")
+FINISHED = sorted(str(s) for s in FINISHED_STATUSES)
 
 
 def _post(base: str, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -81,51 +83,52 @@ def _check_transcripts(cursor: Any, ids: list[str]) -> dict[str, Any]:
     return {"statuses": statuses, "events": events, "problems": problems}
 
 
+PROBLEM = "should we open an office in Lisbon next year, given a small team and a tight budget?"
+
+
+def _create_and_start(base: str, token: str, count: int) -> tuple[list[str], float, float]:
+    """Create `count` sessions and start them all at once through the API: their ids, the
+    monotonic instant the starts began and how long the start requests took."""
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        body = {"max_rounds": 3}
+        created = list(
+            pool.map(
+                lambda n: _post(base, "/api/v1/sessions", token,
+                                {**body, "problem_statement": f"Deliberation {n}: {PROBLEM}"}),
+                range(count),
+            )
+        )  # fmt: skip
+        ids = [session["id"] for session in created]
+        started_at = time.monotonic()
+        list(pool.map(lambda sid: _post(base, f"/api/v1/sessions/{sid}/start", token, {}), ids))
+    return ids, started_at, time.monotonic() - started_at
+
+
+def _wait_until_finished(cursor: Any, ids: list[str], timeout: float) -> int:
+    """Poll PostgreSQL until every session is finished or the time is up; how many finished."""
+    deadline = time.monotonic() + timeout
+    finished = 0
+    while time.monotonic() < deadline:
+        cursor.execute(
+            "SELECT count(*) FROM sessions WHERE id = ANY(%s) AND status = ANY(%s)",
+            [ids, list(FINISHED)],
+        )
+        finished = int(cursor.fetchone()[0])
+        if finished == len(ids):
+            break
+        time.sleep(0.5)
+    return finished
+
+
 def run_deliberations(config: BenchConfig, seeded: Seeded, base: str) -> dict[str, Any]:
     count = config.deliberations
     worker = start_worker(config, concurrency=config.workers)
     try:
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            created = list(
-                pool.map(
-                    lambda n: _post(
-                        base,
-                        "/api/v1/sessions",
-                        seeded.runner_token,
-                        {
-                            "problem_statement": f"Deliberation {n}: should we open an office in "
-                            "Lisbon next year, given a small team and a tight budget?",
-                            "max_rounds": 3,
-                        },
-                    ),
-                    range(count),
-                )
-            )
-            ids = [session["id"] for session in created]
-            started_at = time.monotonic()
-            list(
-                pool.map(
-                    lambda sid: _post(
-                        base, f"/api/v1/sessions/{sid}/start", seeded.runner_token, {}
-                    ),
-                    ids,
-                )
-            )
-        start_seconds = time.monotonic() - started_at
+        ids, started_at, start_seconds = _create_and_start(base, seeded.runner_token, count)
         conn = psycopg2.connect(config.database_url)
         conn.autocommit = True
-        deadline = time.monotonic() + config.deliberation_timeout
-        finished = 0
         with conn.cursor() as cursor:
-            while time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM sessions WHERE id = ANY(%s) AND status = ANY(%s)",
-                    [ids, list(FINISHED)],
-                )
-                finished = int(cursor.fetchone()[0])
-                if finished == count:
-                    break
-                time.sleep(0.5)
+            finished = _wait_until_finished(cursor, ids, config.deliberation_timeout)
             total_seconds = time.monotonic() - started_at
             checked = _check_transcripts(cursor, ids)
         conn.close()

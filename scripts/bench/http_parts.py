@@ -105,6 +105,100 @@ def with_cpu(server: Any, run: Any) -> tuple[Any, float]:
     return result, (server.cpu_seconds() - before if server else 0.0)
 
 
+UnpacedRun = tuple[LoadResult, float, float]  # the run, web CPU s, PostgreSQL CPU s
+
+
+def _unpaced(config: BenchConfig, target: Target, backends: list[int]) -> tuple[UnpacedRun, str]:
+    """One unpaced run, its CPU, and how the server's worker processes shared it ("" if one).
+
+    Keep-alive connections stay with the process that accepted them, and the 8 may be split
+    unevenly between processes.
+    """
+    workers = target.server.children() if target.server else []
+    worker_before = [process_cpu_seconds([pid]) for pid in workers]
+    db_before = process_cpu_seconds(backends)
+    run, cpu = with_cpu(target.server, lambda: target.run(config))
+    db_cpu = process_cpu_seconds(backends) - db_before
+    used = [process_cpu_seconds([pid]) - b for pid, b in zip(workers, worker_before, strict=True)]
+    share = ""
+    if len(used) > 1 and sum(used) > 0:
+        share = "/".join(f"{100 * u / sum(used):.0f}" for u in used)
+    return (run, cpu, db_cpu), share
+
+
+def _paced(config: BenchConfig, target: Target) -> tuple[LoadResult, float]:
+    rate = PACED_RATES.get(target.name, PACED_RATE)
+    return with_cpu(target.server, lambda: target.run(config, rate=rate))
+
+
+def _round_notes(
+    unpaced: list[UnpacedRun], paced: list[tuple[LoadResult, float]], shares: list[str]
+) -> list[str]:
+    notes = []
+    if shares:
+        notes.append(
+            "CPU split between the worker processes (%) in the unpaced runs: " + ", ".join(shares)
+        )
+    if len(unpaced) > 1:
+        notes.append(
+            f"median of {len(unpaced)} interleaved rounds; unpaced req/s "
+            + ", ".join(f"{r[0].rps:.0f}" for r in unpaced)
+            + "; paced p50 "
+            + ", ".join(f"{r[0].p50:.2f}" for r in paced)
+            + " ms"
+        )
+    return notes
+
+
+def _error_notes(runs_by_kind: dict[str, list[LoadResult]]) -> list[str]:
+    notes = []
+    for run_name, runs in runs_by_kind.items():
+        errors = sum(r.errors for r in runs)
+        if errors:
+            notes.append(f"{errors} failed requests (non-2xx or socket errors) {run_name}")
+    return notes
+
+
+def _measured(
+    config: BenchConfig,
+    target: Target,
+    unpaced: list[UnpacedRun],
+    paced: list[tuple[LoadResult, float]],
+    shares: list[str],
+    single: bool,
+) -> Measured:
+    """The median round's figures of one target, its CPU per request and its notes."""
+    saturated, cpu, db_cpu = median(unpaced, key=lambda r: r[0].rps)
+    result = Measured(name=target.name, saturated=saturated)
+    result.paced, paced_cpu = median(paced, key=lambda r: r[0].p50)
+    if target.server and result.paced.requests:
+        result.paced_cpu_ms_per_request = round(1000 * paced_cpu / result.paced.requests, 3)
+    if target.server and saturated.requests:
+        result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
+        result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
+    result.notes += _round_notes(unpaced, paced, shares)
+    if single and not config.quick:
+        result.single = target.run(
+            config, seconds=min(5.0, config.duration), connections=1, threads=1
+        )
+    result.notes += _error_notes(
+        {
+            "unpaced": [r[0] for r in unpaced],
+            "paced": [r[0] for r in paced],
+            "1 client": [result.single] if result.single else [],
+        }
+    )
+    logger.info(
+        "%s: %.0f req/s unpaced; paced p50 %.2f ms at %.0f req/s; load average %.1f",
+        target.name,
+        saturated.rps,
+        result.paced.p50,
+        result.paced.rps,
+        load_average(),
+    )
+    return result
+
+
 def measure_together(
     config: BenchConfig, targets: list[Target], *, rounds: int = 1, single: bool = True
 ) -> list[Measured]:
@@ -117,77 +211,21 @@ def measure_together(
     for target in targets:
         target.run(config, seconds=warmup)
     backends = postgres_backends(config)
-    unpaced: dict[str, list[tuple[LoadResult, float, float]]] = {t.name: [] for t in targets}
-    # How the server's worker processes shared the work: keep-alive connections stay with the
-    # process that accepted them, and the 8 may be split unevenly between processes.
+    unpaced: dict[str, list[UnpacedRun]] = {t.name: [] for t in targets}
     shares: dict[str, list[str]] = {t.name: [] for t in targets}
     paced: dict[str, list[tuple[LoadResult, float]]] = {t.name: [] for t in targets}
     for _ in range(rounds):
         for target in targets:
-            workers = target.server.children() if target.server else []
-            worker_before = [process_cpu_seconds([pid]) for pid in workers]
-            db_before = process_cpu_seconds(backends)
-            run, cpu = with_cpu(target.server, lambda t=target: t.run(config))
-            db_cpu = process_cpu_seconds(backends) - db_before
-            unpaced[target.name].append((run, cpu, db_cpu))
-            used = [
-                process_cpu_seconds([pid]) - b
-                for pid, b in zip(workers, worker_before, strict=True)
-            ]
-            if len(used) > 1 and sum(used) > 0:
-                shares[target.name].append("/".join(f"{100 * u / sum(used):.0f}" for u in used))
+            run, share = _unpaced(config, target, backends)
+            unpaced[target.name].append(run)
+            if share:
+                shares[target.name].append(share)
         for target in targets:
-            rate = PACED_RATES.get(target.name, PACED_RATE)
-            paced[target.name].append(
-                with_cpu(target.server, lambda t=target, r=rate: t.run(config, rate=r))
-            )
-    results = []
-    for target in targets:
-        saturated, cpu, db_cpu = median(unpaced[target.name], key=lambda r: r[0].rps)
-        result = Measured(name=target.name, saturated=saturated)
-        result.paced, paced_cpu = median(paced[target.name], key=lambda r: r[0].p50)
-        if target.server and result.paced.requests:
-            result.paced_cpu_ms_per_request = round(1000 * paced_cpu / result.paced.requests, 3)
-        if target.server and saturated.requests:
-            result.cpu_ms_per_request = round(1000 * cpu / saturated.requests, 3)
-            result.db_cpu_ms_per_request = round(1000 * db_cpu / saturated.requests, 3)
-        if shares[target.name]:
-            result.notes.append(
-                "CPU split between the worker processes (%) in the unpaced runs: "
-                + ", ".join(shares[target.name])
-            )
-        if rounds > 1:
-            result.notes.append(
-                f"median of {rounds} interleaved rounds; unpaced req/s "
-                + ", ".join(f"{r[0].rps:.0f}" for r in unpaced[target.name])
-                + "; paced p50 "
-                + ", ".join(f"{r[0].p50:.2f}" for r in paced[target.name])
-                + " ms"
-            )
-        if single and not config.quick:
-            result.single = target.run(
-                config, seconds=min(5.0, config.duration), connections=1, threads=1
-            )
-        for run_name, runs in (
-            ("unpaced", [r[0] for r in unpaced[target.name]]),
-            ("paced", [r[0] for r in paced[target.name]]),
-            ("1 client", [result.single] if result.single else []),
-        ):
-            errors = sum(r.errors for r in runs)
-            if errors:
-                result.notes.append(
-                    f"{errors} failed requests (non-2xx or socket errors) {run_name}"
-                )
-        logger.info(
-            "%s: %.0f req/s unpaced; paced p50 %.2f ms at %.0f req/s; load average %.1f",
-            target.name,
-            saturated.rps,
-            result.paced.p50,
-            result.paced.rps,
-            load_average(),
-        )
-        results.append(result)
-    return results
+            paced[target.name].append(_paced(config, target))
+    return [
+        _measured(config, t, unpaced[t.name], paced[t.name], shares[t.name], single)
+        for t in targets
+    ]
 
 
 def measure(

@@ -81,6 +81,7 @@ def run_wrk(
         paths_file = Path(tmp) / "paths"
         paths_file.write_text("\n".join(paths) + "\n")
         out = Path(tmp) / "out.json"
+        # What wrk.lua reads: the requests to send, the pacing and where to write its figures.
         env = {
             **os.environ,
             "BENCH_PATHS": str(paths_file),
@@ -92,25 +93,17 @@ def run_wrk(
             "BENCH_THREADS": str(threads),
             "BENCH_OUT": str(out),
         }
-        argv = [
-            wrk,
-            "-t",
-            str(threads),
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds:.0f}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(WRK_SCRIPT),
-            base,
-        ]
+        argv = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s",
+                "--timeout", "10s", "-s", str(WRK_SCRIPT), base]  # fmt: skip
         completed = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if completed.returncode != 0 or not out.exists():
             raise RuntimeError(f"wrk failed: {completed.stdout}\n{completed.stderr}")
         raw = json.loads(out.read_text())
-    errors = raw["errors"]
+    return _result(raw, connections, rate)
+
+
+def _result(raw: dict[str, Any], connections: int, rate: float) -> LoadResult:
+    """What wrk.lua wrote (microseconds), as a LoadResult (milliseconds)."""
     latency = raw["latency_us"]
     duration = raw["duration_us"] / 1e6
     return LoadResult(
@@ -124,7 +117,7 @@ def run_wrk(
         p999=latency["p999"] / 1000,
         mean=latency["mean"] / 1000,
         max=latency["max"] / 1000,
-        errors=sum(errors.values()),
+        errors=sum(raw["errors"].values()),
         connections=connections,
         rate=rate,
     )

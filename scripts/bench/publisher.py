@@ -13,28 +13,27 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--user", required=True, help="username that owns the sessions")
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--rate", type=float, default=100.0, help="events per second in all")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=4, help="concurrent writers")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import django
 
-    django.setup()
+def _running_sessions(username: str, count: int) -> list[str]:
+    """Create `count` sessions, already running, for the user; their ids."""
     from django.contrib.auth import get_user_model
-    from django.db import connections
     from django.utils import timezone
 
     from sessions_app.models import DeliberationSession, Status
-    from sessions_app.services import NewEvent, session_record_progress
 
-    user = get_user_model().objects.get(username=args.user)
+    user = get_user_model().objects.get(username=username)
     now = timezone.now()
     sessions = DeliberationSession.objects.bulk_create(
         DeliberationSession(
@@ -43,79 +42,110 @@ def main(argv: list[str] | None = None) -> int:
             status=Status.RUNNING,
             started_at=now,
         )
-        for n in range(args.sessions)
+        for n in range(count)
     )
-    ids = [s.id for s in sessions]
-    sys.stdout.write(json.dumps({"ids": ids}) + "\n")
-    sys.stdout.flush()
-    if not sys.stdin.readline():
-        return 1
+    return [s.id for s in sessions]
 
-    # Several writers, as several workers would be: each paces its own share of the sessions.
-    threads = max(1, min(args.threads, len(ids)))
-    sent = [0] * threads
-    late = [0.0] * threads
 
-    def publish(t: int) -> None:
-        mine = ids[t::threads]
-        interval = threads / args.rate
+def _contribution_writer() -> Callable[[str], None]:
+    """One engine step's write, as a worker makes it (imported once, after django.setup)."""
+    from sessions_app.services import NewEvent, session_record_progress
+    from vocabulary import EventType
+
+    data = {"round": 1, "persona_code": "cfo", "persona_name": "Maria Santos",
+            "content": "Demand first, then scale."}  # fmt: skip
+
+    def write(session_id: str) -> None:
+        session_record_progress(
+            session_id=session_id, events=[NewEvent(EventType.CONTRIBUTION, dict(data))]
+        )
+
+    return write
+
+
+class Writers:
+    """Several writers, as several workers would be: each paces its own share of the sessions."""
+
+    def __init__(self, ids: list[str], threads: int, rate: float, seconds: float) -> None:
+        self.ids, self.rate, self.seconds = ids, rate, seconds
+        self.write = _contribution_writer()
+        self.threads = max(1, min(threads, len(ids)))
+        self.sent = [0] * self.threads
+        self.late = [0.0] * self.threads
+        self.started = 0.0
+
+    def run(self) -> tuple[float, float]:
+        """Write until the time is up; the seconds it took and the CPU seconds it used."""
+        self.started = time.monotonic()
+        cpu_started = time.process_time()
+        workers = [threading.Thread(target=self._publish, args=(t,)) for t in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return time.monotonic() - self.started, time.process_time() - cpu_started
+
+    def _publish(self, t: int) -> None:
+        from django.db import connections
+
+        mine = self.ids[t :: self.threads]
+        interval = self.threads / self.rate
         # The writers take turns on one schedule from the same start, t/threads of an interval
-        # apart, so the events arrive evenly spread at the total rate rather than `threads` at the
-        # same instant.
-        next_at = started + interval * t / threads
+        # apart, so the events arrive evenly spread at the total rate rather than `threads` at
+        # the same instant.
+        next_at = self.started + interval * t / self.threads
         try:
-            while time.monotonic() - started < args.seconds:
+            while time.monotonic() - self.started < self.seconds:
                 wait = next_at - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
                 else:
-                    late[t] = max(late[t], -wait)
-                session_record_progress(
-                    session_id=mine[sent[t] % len(mine)],
-                    events=[
-                        NewEvent(
-                            "contribution",
-                            {
-                                "round": 1,
-                                "persona_code": "cfo",
-                                "persona_name": "Maria Santos",
-                                "content": "Demand first, then scale.",
-                            },
-                        )
-                    ],
-                )
-                sent[t] += 1
+                    self.late[t] = max(self.late[t], -wait)
+                self.write(mine[self.sent[t] % len(mine)])
+                self.sent[t] += 1
                 next_at += interval
         finally:
             connections.close_all()
 
-    started = time.monotonic()
-    cpu_started = time.process_time()
-    workers = [threading.Thread(target=publish, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.monotonic() - started
-    cpu = time.process_time() - cpu_started
-    per_session: dict[str, int] = {}
-    for t in range(threads):
-        mine = ids[t::threads]
-        for n, session_id in enumerate(mine):
-            per_session[session_id] = sent[t] // len(mine) + (1 if n < sent[t] % len(mine) else 0)
-    total = sum(sent)
-    summary = {
-        "sent": total,
-        "seconds": elapsed,
-        "rate": total / elapsed,
-        "max_late_s": max(late),
-        "writers": threads,
-        # What a worker spends per engine step on the store (the publisher does nothing else).
-        "cpu_ms_per_event": round(1000 * cpu / max(total, 1), 3),
-        "per_session": per_session,
-    }
-    sys.stdout.write(json.dumps(summary) + "\n")
+    def per_session(self) -> dict[str, int]:
+        """How many events each session was sent."""
+        counts: dict[str, int] = {}
+        for t in range(self.threads):
+            mine = self.ids[t :: self.threads]
+            for n, session_id in enumerate(mine):
+                counts[session_id] = self.sent[t] // len(mine) + (n < self.sent[t] % len(mine))
+        return counts
+
+
+def _print_json(value: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
     sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    import django
+
+    django.setup()
+    ids = _running_sessions(args.user, args.sessions)
+    _print_json({"ids": ids})
+    if not sys.stdin.readline():
+        return 1
+    writers = Writers(ids, args.threads, args.rate, args.seconds)
+    elapsed, cpu = writers.run()
+    total = sum(writers.sent)
+    _print_json(
+        {
+            "sent": total,
+            "seconds": elapsed,
+            "rate": total / elapsed,
+            "max_late_s": max(writers.late),
+            "writers": writers.threads,
+            # What a worker spends per engine step on the store (the publisher does nothing else).
+            "cpu_ms_per_event": round(1000 * cpu / max(total, 1), 3),
+            "per_session": writers.per_session(),
+        }
+    )
     return 0
 
 

@@ -36,104 +36,9 @@ PACKAGES = (
 )
 
 
-# Changes measured on a quieter machine, where the list's figures before them were: 700 req/s
-# unpaced, web CPU 2.0 ms and PostgreSQL 0.59 ms per request, one-client p50 2.65 ms.
-LATER_CHANGES = [
-    "- **Fair accept** (`bo1site/server.py`, the Procfile's worker class): stock uvicorn"
-    " workers take every waiting connection when they wake, and 8 connections opened together"
-    " were split 8/0, 7/1 or 6/2 between the 2 processes in about a third of the runs, which"
-    " capped the list near 400 req/s and sent the paced p50 to 15-21 ms in those runs. The"
-    " worker now takes one connection per wake-up and waits 0.5 ms per connection it holds (at"
-    " most 2 ms) before the next, so an idle worker takes the rest: 4/4 in every measured run.",
-    "- **Hot-entry reads** (`sessions_app/cache.py`, `bo1site/jsoncodec.py`, hiredis and orjson"
-    " pinned): the page's MGET goes to the raw client and is decoded with orjson (the cache"
-    " backend looked up its connection and decoded key by key): 270 -> 75 us per page of 20."
-    " The API renders with orjson, byte for byte what DRF's renderer writes.",
-    "- **Query-string validation** (`sessions_app/api/serializers.py`): DRF deep-copies every"
-    " field of a serializer per instance, which rebuilt the limit/offset validators on each"
-    " request (a tenth of the list's CPU in a GIL-only profile); the query serializers now"
-    " build their fields once per thread.",
-    "- **Content negotiation** (`bo1site/negotiation.py`): requests that accept anything or"
-    " plain JSON get the JSON renderer without parsing the Accept header (3% of the list's CPU).",
-    "- **Health check** (`bo1site/db/base.py`): CONN_HEALTH_CHECKS sent `SELECT 1` before each"
-    " request's first query; a poll of the idle socket answers the same question (a dropped"
-    " connection makes it readable), so a list request makes 3 round trips to PostgreSQL, not 4.",
-    "- Together, on the same data back to back: list 700 -> 880 req/s unpaced, web CPU per"
-    " request 2.0 -> 1.5 ms, PostgreSQL 0.59 -> 0.52 ms, one-client p50 2.65 -> 2.1 ms.",
-    "- **Prepared statements** (`bo1site/db/prepared.py`): the token lookup and the list's page"
-    " and count are prepared once per connection and run with EXECUTE, so PostgreSQL no longer"
-    " parses and plans them on every request: the three queries' server CPU 380 -> 230 us,"
-    " their latency 630 -> 460 us. `DATABASE_PREPARED_STATEMENTS=0` switches it off behind a"
-    " pooler in transaction mode.",
-    "- **Create** (`sessions_app/services.py`): the INSERT, with the trigger that counts it, is"
-    " atomic on its own, so it runs without BEGIN and COMMIT (two round trips fewer); the"
-    " create serializer builds its fields once per thread. In-process CPU per create 1.44 ->"
-    " 1.16 ms.",
-    "- **Progress writes** (`sessions_app/services.py`, what the worker runs for every engine"
-    " step): the locked read of the session leaves out the engine checkpoint, which each step"
-    " writes but never reads and which grows with the transcript; with a 110 KB checkpoint, CPU"
-    " per step 1.86 -> 1.54 ms, wall time 3.07 -> 2.49 ms.",
-    "- **Progress writes, again**: the locked read is one statement written once from the"
-    " model's metadata and prepared per connection (the row is built with the model's `from_db`"
-    " and its fields' converters), and the step's stream events and hot entry go to Redis in one"
-    " pipeline instead of two round trips. The publisher of the SSE run, which does nothing"
-    " but these writes at 100 per second from 4 threads, measured 2.43-2.50 -> 1.73-1.80 ms of"
-    " CPU per event (its `cpu_ms_per_event`, two runs of each on the same data).",
-    "- **The bench's own SSE client** runs on uvloop and decodes with orjson: it shares the 2"
-    " cores with what it measures, and its CPU while the list is measured went 0.61 -> 0.35 s"
-    " per 10 s. The streams part now also records the CPU of the list's server and of"
-    " PostgreSQL and Redis in that window, so the whole machine's use is on record.",
-    "- **Paced load spread evenly** (`scripts/bench/wrk.lua`, `scripts/bench/publisher.py`):"
-    " wrk's 2 threads each paced their half of the rate on the same schedule, so paced requests"
-    " arrived in pairs at the same instant (the server's log showed two creates in the same"
-    " millisecond every 20 ms at 100 requests/s), and the SSE run's 4 publisher threads wrote"
-    " their events in bursts of 4. Each thread now takes its turn on one grid of the wall clock"
-    " that wrk's own millisecond timers run on, and its delays are rounded up to whole"
-    " milliseconds (a first version, on the monotonic clock with truncated delays, still sent a"
-    " fifth of the requests at 500 requests/s within half an interval of the one before);"
-    " `tests/bench/test_load_generator.py` checks the spacing at 100 and 500 requests/s. On this"
-    " machine, the one full run with paired arrivals (20:43 UTC) against the runs after it:"
-    " create p50 at 100 requests/s 5.37 -> 3.1-3.5 ms, list p50 at 500 requests/s 2.63 -> 2.2-2.3"
-    " ms, the minimal app's 1.71 -> 1.35-1.4 ms, the streams' delivery p99 with the list 17.7 ->"
-    " 7.5-44 ms; the create alone, on the same data in 10-s runs, 3.6-4.8 ms (16 runs) -> 3.0-3.3"
-    " ms (6 runs). All runs in the table below up to 2026-11-25 20:43 UTC were measured with"
-    " paired arrivals, and all but that last one on earlier machines. Create now also runs with"
-    " random (Poisson) arrivals at the same rate, where requests meet by chance rather than every"
-    " time (a note under the endpoint table).",
-]
-
-
-# What was changed in the application to reach these figures, and what each change measured
-# (on this machine, while it was shared with other work; see docs/BENCHMARKS.md).
-CHANGES = [
-    "- **Worker model** (`bo1site/asgi_handler.py`, `bo1site/asgi.py`): under stock Django ASGI"
-    " every request ran in a thread of its own and opened a new PostgreSQL connection"
-    " (CONN_MAX_AGE had to be 0); sync views now run start to finish on a fixed pool of"
-    " long-lived threads per process (WEB_THREADS, default 4), so connections persist and a"
-    " request crosses between the event loop and a thread once each way. Async views (the"
-    " event stream) keep Django's path. List: 42 -> about 80 req/s and one-client p50 46 -> 10"
-    " ms before the other changes; server CPU per list request 13.7 -> 7.5 ms.",
-    "- **Exact total in O(1)** (`sessions_app/migrations/0003_session_counts.py`,"
-    " `SessionCount`): a trigger keeps per-user, per-status counts in the same transaction as"
-    " every insert, delete and status change; the list's total sums at most 8 rows instead of"
-    " an index-only scan over the user's 9,500 entries (2.3 ms in EXPLAIN ANALYZE, growing with"
-    " the user's sessions).",
-    "- **Prepared list SQL** (`sessions_app/selectors.py`): the list without a search runs SQL"
-    " written once from the model's metadata and reads rows as tuples; composing the page and"
-    " the count through the ORM cost 1.4 + 0.85 ms of CPU per request, against 0.24 + 0.23 ms"
-    " for the same queries written once. The search path still uses the ORM.",
-    "- **Token authentication** (`bo1site/authentication.py`): DRF's token check as one"
-    " prepared join (0.67 -> about 0.2 ms CPU), same answers and still one PostgreSQL lookup per"
-    " request, so a deleted token or a deactivated user is refused at once (no cache to"
-    " invalidate).",
-    "- Together, measured in-process on the same data: CPU per list request 8.1 -> 2.5-3.6 ms;"
-    " over HTTP the list went from 42 req/s to 180-450 req/s in full runs at load averages of"
-    " 3-5 (the spread is the machine's other load and the worker split, not the code).",
-    "- **uvloop and httptools** (pinned in requirements/base.txt; uvicorn uses them when"
-    " present): back to back on the same data, list 160-225 -> 240-345 req/s, web CPU per"
-    " request 4.0-5.5 -> 3.6-4.7 ms.",
-    *LATER_CHANGES,
-]
+# What was changed to reach the figures, and what each change measured, is history: it lives in
+# docs/PERFORMANCE-HISTORY.md, which the report links to.
+HISTORY_DOC = "PERFORMANCE-HISTORY.md"
 
 
 def _meminfo_gib() -> float:
@@ -228,119 +133,118 @@ def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
-def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every budget of issue 6 against what was measured."""
-    http = results.get("http", {})
-    rows: list[dict[str, Any]] = []
+Budget = tuple[str, str, str, bool | None]
 
-    def add(name: str, budget: str, figure: str, ok: bool | None) -> None:
-        rows.append({"budget": name, "limit": budget, "measured": figure, "verdict": _verdict(ok)})
 
+def _row(name: str, limit: str, figure: str, ok: bool | None) -> dict[str, Any]:
+    return {"budget": name, "limit": limit, "measured": figure, "verdict": _verdict(ok)}
+
+
+def _paced_ok(run: dict[str, Any], p50_limit: float) -> bool:
+    """A paced run's p50 is within the limit, at (nearly) the rate it was asked for."""
+    return run["p50"] <= p50_limit and run["rps"] >= 0.95 * run["rate"]
+
+
+def _failed_runs(http: dict[str, Any]) -> list[Budget]:
     failed = {
         f"{name} {kind}": m[kind]["errors"]
         for name, m in http.items()
         for kind in ("saturated", "paced", "single")
         if m.get(kind) and m[kind]["errors"]
     }
-    if http:
-        add("every HTTP run answered 2xx", "0 failed", str(failed or 0), not failed)
-    lst = http.get("list")
-    minimal = http.get("minimal_list")
+    return [("every HTTP run answered 2xx", "0 failed", str(failed or 0), not failed)]
+
+
+def _list_budgets(lst: dict[str, Any], exact: dict[str, Any] | None) -> list[Budget]:
+    paced, saturated = lst["paced"], lst["saturated"]
+    rows: list[Budget] = [
+        ("list p50 at 500 req/s, 8 connections", "<= 4.5 ms", _ms(paced["p50"]),
+         _paced_ok(paced, 4.5)),
+        ("list requests/s, 8 connections (unpaced)", ">= 500", f"{saturated['rps']:.0f} req/s",
+         saturated["rps"] >= 500),
+    ]  # fmt: skip
+    if exact:
+        figure = f"{exact['api']} vs {exact['sql']}"
+        rows.append(("list total is exact", "= count(*)", figure, exact["api"] == exact["sql"]))
+    return rows
+
+
+def _minimal_budgets(lst: dict[str, Any] | None, minimal: dict[str, Any]) -> list[Budget]:
+    # The floor, read against the same budgets: what this machine allowed during the run.
+    rows: list[Budget] = [
+        ("(for reference) minimal app: p50 at 500 req/s / unpaced req/s", "-",
+         f"{_ms(minimal['paced']['p50'])} at {minimal['paced']['rps']:.0f} req/s"
+         f" / {minimal['saturated']['rps']:.0f} req/s", None),
+    ]  # fmt: skip
     if lst:
-        paced = lst["paced"]
-        add(
-            "list p50 at 500 req/s, 8 connections",
-            "<= 4.5 ms",
-            _ms(paced["p50"]),
-            paced["p50"] <= 4.5 and paced["rps"] >= 0.95 * paced["rate"],
-        )
-        add(
-            "list requests/s, 8 connections (unpaced)",
-            ">= 500",
-            f"{lst['saturated']['rps']:.0f} req/s",
-            lst["saturated"]["rps"] >= 500,
-        )
-        exact = results.get("list_total")
-        if exact:
-            add(
-                "list total is exact",
-                "= count(*)",
-                f"{exact['api']} vs {exact['sql']}",
-                exact["api"] == exact["sql"],
-            )
-    if minimal:
-        # The floor, read against the same budgets: what this machine allowed during the run.
-        add(
-            "(for reference) minimal app: p50 at 500 req/s / unpaced req/s",
-            "-",
-            f"{_ms(minimal['paced']['p50'])} at {minimal['paced']['rps']:.0f} req/s"
-            f" / {minimal['saturated']['rps']:.0f} req/s",
-            None,
-        )
-    if lst and minimal:
         rps_ratio = minimal["saturated"]["rps"] / max(lst["saturated"]["rps"], 1e-9)
         p50_ratio = lst["paced"]["p50"] / max(minimal["paced"]["p50"], 1e-9)
-        add("list vs minimal app: throughput ratio", "<= 2x", f"{rps_ratio:.2f}x", rps_ratio <= 2)
-        add(
-            "list vs minimal app: p50 ratio at 500 req/s",
-            "<= 2x",
-            f"{p50_ratio:.2f}x",
-            p50_ratio <= 2,
-        )
-    detail = http.get("detail_redis")
-    if detail:
-        add(
-            "detail from Redis p50 at 500 req/s",
-            "<= 3 ms",
-            _ms(detail["paced"]["p50"]),
-            detail["paced"]["p50"] <= 3,
-        )
-    create = http.get("create")
-    if create:
-        add(
-            f"create p50 at {create['paced']['rate']:.0f} req/s",
-            "<= 5 ms",
-            _ms(create["paced"]["p50"]),
-            create["paced"]["p50"] <= 5,
-        )
-    streams = results.get("streams")
-    if streams:
-        client = streams["client"]
-        complete = (
-            client["connected_ok"] == streams["streams"]
-            and client["gaps"] == 0
-            and client["repeats"] == 0
-            and client["events_received"] == streams["expected_deliveries"]
-        )
-        loaded = streams["delay_with_list_ms"]
-        add(
-            f"{streams['streams']} streams on one process: delivery p99 while the list runs",
-            "<= 250 ms",
-            _ms(loaded["p99"]),
-            loaded["p99"] <= 250 and complete,
-        )
-        during = streams["list_during_streams"]
-        add(
-            "list p50 at 500 req/s while the streams run",
-            "<= 4.5 ms",
-            _ms(during["p50"]),
-            during["p50"] <= 4.5 and during["rps"] >= 0.95 * during["rate"],
-        )
-    delib = results.get("deliberations")
-    if delib:
-        ok = (
-            delib["finished"] == delib["deliberations"]
-            and delib["statuses"].get("completed", 0) == delib["deliberations"]
-            and delib["problem_count"] == 0
-        )
-        add(
-            f"{delib['deliberations']} concurrent deliberations, {delib['worker_concurrency']} "
-            "workers: all complete, nothing lost",
-            "all complete, 0 problems",
-            f"{delib['statuses']}, {delib['problem_count']} problems, {delib['total_seconds']} s",
-            ok,
-        )
+        rows += [
+            ("list vs minimal app: throughput ratio", "<= 2x", f"{rps_ratio:.2f}x",
+             rps_ratio <= 2),
+            ("list vs minimal app: p50 ratio at 500 req/s", "<= 2x", f"{p50_ratio:.2f}x",
+             p50_ratio <= 2),
+        ]  # fmt: skip
     return rows
+
+
+def _http_budgets(results: dict[str, Any]) -> list[Budget]:
+    http = results.get("http", {})
+    rows = _failed_runs(http) if http else []
+    lst, minimal = http.get("list"), http.get("minimal_list")
+    if lst:
+        rows += _list_budgets(lst, results.get("list_total"))
+    if minimal:
+        rows += _minimal_budgets(lst, minimal)
+    if detail := http.get("detail_redis"):
+        p50 = detail["paced"]["p50"]
+        rows.append(("detail from Redis p50 at 500 req/s", "<= 3 ms", _ms(p50), p50 <= 3))
+    if create := http.get("create"):
+        paced = create["paced"]
+        name = f"create p50 at {paced['rate']:.0f} req/s"
+        rows.append((name, "<= 5 ms", _ms(paced["p50"]), paced["p50"] <= 5))
+    return rows
+
+
+def _stream_budgets(streams: dict[str, Any]) -> list[Budget]:
+    client = streams["client"]
+    complete = (
+        client["connected_ok"] == streams["streams"]
+        and client["gaps"] == 0
+        and client["repeats"] == 0
+        and client["events_received"] == streams["expected_deliveries"]
+    )
+    loaded, during = streams["delay_with_list_ms"], streams["list_during_streams"]
+    return [
+        (f"{streams['streams']} streams on one process: delivery p99 while the list runs",
+         "<= 250 ms", _ms(loaded["p99"]), loaded["p99"] <= 250 and complete),
+        ("list p50 at 500 req/s while the streams run", "<= 4.5 ms", _ms(during["p50"]),
+         _paced_ok(during, 4.5)),
+    ]  # fmt: skip
+
+
+def _deliberation_budgets(delib: dict[str, Any]) -> list[Budget]:
+    ok = (
+        delib["finished"] == delib["deliberations"]
+        and delib["statuses"].get("completed", 0) == delib["deliberations"]
+        and delib["problem_count"] == 0
+    )
+    name = (
+        f"{delib['deliberations']} concurrent deliberations, {delib['worker_concurrency']} "
+        "workers: all complete, nothing lost"
+    )
+    figure = f"{delib['statuses']}, {delib['problem_count']} problems, {delib['total_seconds']} s"
+    return [(name, "all complete, 0 problems", figure, ok)]
+
+
+def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every budget of issue 6 against what was measured."""
+    rows = _http_budgets(results)
+    if streams := results.get("streams"):
+        rows += _stream_budgets(streams)
+    if delib := results.get("deliberations"):
+        rows += _deliberation_budgets(delib)
+    return [_row(*row) for row in rows]
 
 
 PLAN_ORDER = (
@@ -462,6 +366,222 @@ def _history_table(directory: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _machine_lines(results: dict[str, Any]) -> list[str]:
+    m = results["machine"]
+    autovacuum = {
+        "off": ", autovacuum off: each run first vacuums what the previous one wrote",
+        "on": ", autovacuum on",
+    }.get(m.get("postgresql_autovacuum", ""), "")
+    return [
+        "## Machine",
+        "",
+        f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}",
+        f"- Python {m['python']}, PostgreSQL {m['postgresql']} (shared_buffers "
+        f"{m['postgresql_shared_buffers']}" + autovacuum + f"), Redis {m['redis']}, {m['wrk']}",
+        "- " + ", ".join(f"{k} {m['packages'][k]}" for k in PACKAGES if m["packages"].get(k)),
+        "- not installed: " + (", ".join(k for k, v in m["packages"].items() if not v) or "-"),
+        f"- load average (1 min) before the HTTP runs: {results.get('load_average_start', '-')}; "
+        "the machine is shared with other work, so absolute figures move between runs",
+        "",
+    ]
+
+
+def _data_lines(data: dict[str, Any]) -> list[str]:
+    return [
+        "## Data",
+        "",
+        f"- {data['sessions']:,} sessions over {data['users']:,} users; the measured user owns "
+        f"{data['hot_user_sessions']:,} ({data['hot_visible']:,} not deleted); "
+        f"{data['events']:,} events",
+        f"- seeded in {data['seed_seconds']:.0f} s"
+        + (" (reused from an earlier run)" if data["reused"] else ""),
+        "",
+    ]
+
+
+def _budget_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Budgets", "", "| budget | limit | measured | verdict |", "|---|---|---|---|"]
+    lines += [f"| {r['budget']} | {r['limit']} | {r['measured']} | {r['verdict']} |" for r in rows]
+    return lines
+
+
+METHOD = [
+    "## How it is measured",
+    "",
+    "The web server and the worker are the Procfile's `web:` and `worker:` lines, started as"
+    " child processes with `DJANGO_DEBUG=0` against the bench database (`bo1_bench`) and Redis"
+    " databases of their own. Load comes from wrk (8 keep-alive connections, 2 threads) with"
+    " `scripts/bench/wrk.lua`. Each endpoint runs three ways:",
+    "",
+    "- **unpaced**: as fast as the server answers; gives requests/s. With 8 connections"
+    " always waiting, latency there is 8 / throughput (Little's law), not a budget figure;",
+    "- **paced**: a fixed rate spread evenly over the same 8 connections (wrk's 2 threads"
+    " take turns on one schedule, so at 100 requests/s a request arrives every 10 ms); the"
+    " latency budgets are read here: 500 requests/s (the load the list budget names) for"
+    " list and detail, 100 requests/s for create and events, 200 for the detail after a"
+    " flush. Create also runs at 100 requests/s with random arrivals (a Poisson process, as"
+    " from clients that know nothing of each other, so requests sometimes come together);",
+    "- **1 client**: one connection, one request at a time.",
+    "",
+    "A keep-alive connection stays with the worker process that accepted it. With stock"
+    " uvicorn workers the 8 connections were often split unevenly between the web server's 2"
+    " processes (one process was seen to take all 8, halving what the list could do); the"
+    " web server's worker class (`bo1site/serving/worker.py`) now shares a burst of connections"
+    " between the processes, and the notes under the endpoint table give each run's CPU"
+    " split. The list and the minimal app run in 3 interleaved rounds and the median round"
+    " is reported, so a change in the machine's other load hits both alike.",
+    "",
+    '"CPU per request" is the CPU time (user + system) of the server\'s processes, and of the'
+    " PostgreSQL backends serving its connections, during the unpaced run divided by its"
+    " requests: what a request costs, less disturbed by other load on the machine than"
+    " latency is. On 2 cores, 2,000 ms / (web + PostgreSQL ms) bounds the requests/s the"
+    " machine could serve with nothing else running (Redis and the load generator aside).",
+    "",
+    "The minimal app (`scripts/bench/minimal_app.py`) does the list job with raw psycopg2 and"
+    " redis-py under gunicorn in the same run: the same page query and exact count, one MGET,"
+    " json.dumps.",
+    "",
+]
+
+
+def _http_lines(http: dict[str, Any]) -> list[str]:
+    lines = ["## HTTP endpoints", "", *_endpoint_table(http), ""]
+    for name, m in _in_order(http):
+        lines += [f"- {name}: {note}" for note in m.get("notes", [])]
+    return lines
+
+
+def _list_meanwhile(streams: dict[str, Any]) -> str:
+    during, p50s = streams["list_during_streams"], streams.get("list_during_streams_p50s", [])
+    line = (
+        f"- list meanwhile: p50 {during['p50']:.2f} ms, p99 {during['p99']:.2f} ms at"
+        f" {during['rps']:.0f} req/s"
+    )
+    if len(p50s) > 1:
+        line += (
+            f" (the median of {len(p50s)} runs back to back,"
+            f" whose p50s were {', '.join(map(str, p50s))} ms)"
+        )
+    return line
+
+
+def _cpu_during_list(during: dict[str, Any]) -> str:
+    own = f" the list's own server {during['list_web']} s," if "list_web" in during else ""
+    stores = (
+        f", PostgreSQL {during['postgres']} s and Redis {during['redis']} s"
+        if "postgres" in during
+        else ""
+    )
+    return (
+        f"- CPU used while the list was measured ({during['seconds']} s on 2 cores, so"
+        f" {2 * during['seconds']:g} CPU-seconds in all):"
+        + own
+        + f" the stream process {during['streams']} s, the bench's publisher"
+        f" {during['publisher']} s, its 1,000-stream client {during['client']} s" + stores
+    )
+
+
+def _stream_lines(streams: dict[str, Any]) -> list[str]:
+    c, published = streams["client"], streams["published"]
+    watchers = streams["streams"] // max(streams["sessions"], 1)
+    alone, loaded = streams["delay_streams_alone_ms"], streams["delay_with_list_ms"]
+    lines = [
+        "",
+        "## SSE fan-out",
+        "",
+        f"{streams['streams']} streams (GET /api/v1/sessions/{{id}}/stream) held by one web"
+        f" process, {streams['sessions']} sessions with {watchers} watchers each; events"
+        " appended through `session_record_progress` (PostgreSQL, then the Redis stream on"
+        f" commit) at {published['rate']:.0f} per second for {published['seconds']:.0f} s:"
+        " first the streams alone, then while the list was measured at 500 req/s on the"
+        " 2-process server.",
+        "",
+        f"- streams open: {c['connected_ok']} / {streams['streams']}; errors: {c['error_count']}",
+        f"- deliveries: {c['events_received']:,} of {streams['expected_deliveries']:,} expected;"
+        f" gaps {c['gaps']}, repeats {c['repeats']}; streams complete"
+        f" {streams['streams_complete']} / {streams['streams']}",
+        "- delivery delay (event created_at to client), streams alone:"
+        f" p50 {alone['p50']} ms, p99 {alone['p99']} ms; while the list was measured:"
+        f" p50 {loaded['p50']} ms, p99 {loaded['p99']} ms",
+        f"- delivery delay over the whole run: p50 {c['delay_ms']['p50']} ms,"
+        f" p90 {c['delay_ms']['p90']} ms, p99 {c['delay_ms']['p99']} ms,"
+        f" max {c['delay_ms']['max']} ms",
+    ]
+    if "cpu_ms_per_event" in published:
+        lines.append(
+            "- the publisher's CPU per event (`session_record_progress`, what a worker"
+            f" runs for each engine step): {published['cpu_ms_per_event']} ms"
+        )
+    lines += [
+        f"- the stream process's CPU while events flowed: {streams['stream_process_cpu_s']} s,"
+        f" {streams['stream_cpu_ms_per_delivery']} ms per delivered event",
+        _list_meanwhile(streams),
+    ]
+    if during := streams.get("cpu_during_list_s"):
+        lines.append(_cpu_during_list(during))
+    return lines
+
+
+def _deliberation_lines(delib: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        "## Concurrent deliberations",
+        "",
+        f"{delib['deliberations']} sessions created and started at once through the API,"
+        f" run by the Procfile's worker with concurrency {delib['worker_concurrency']} and"
+        " the offline provider.",
+        "",
+        f"- finished: {delib['finished']} / {delib['deliberations']} ({delib['statuses']}) in"
+        f" {delib['total_seconds']} s from the first start request",
+        f"- events written: {delib['events']:,}; transcript problems (gaps, repeats, wrong"
+        f" first/last event): {delib['problem_count']}",
+        *(f"  - {problem}" for problem in delib["problems"]),
+    ]
+
+
+def _plan_lines(plans: dict[str, str]) -> list[str]:
+    if not plans:
+        return []
+    lines = ["", "## Query plans (EXPLAIN (ANALYZE, BUFFERS), the measured user)", ""]
+    # The page, then the API's count, then the count it replaced.
+    order = list(PLAN_ORDER)
+    for name, plan in sorted(
+        plans.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)
+    ):
+        lines += [f"### {name}", "", "```", plan, "```", ""]
+    return lines
+
+
+def markdown(results: dict[str, Any], directory: Path) -> str:
+    """BENCHMARKS.md for one run, with the table of the runs recorded in `directory`."""
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {results['finished_at']} by `make bench` ({results['command']}); every figure"
+        " is also in `docs/benchmarks.json`, so runs can be compared.",
+        "",
+        *_machine_lines(results),
+        *_data_lines(results["data"]),
+        *_budget_lines(results["budgets"]),
+        "",
+        *METHOD,
+        *_http_lines(results.get("http", {})),
+    ]
+    if streams := results.get("streams"):
+        lines += _stream_lines(streams)
+    if delib := results.get("deliberations"):
+        lines += _deliberation_lines(delib)
+    lines += ["", *_history_table(directory), *_plan_lines(results.get("explain", {}))]
+    lines += [
+        "## What was changed for these numbers",
+        "",
+        f"Each change to the application and what it measured: [{HISTORY_DOC}]({HISTORY_DOC}).",
+        "",
+    ]
+    text = "\n".join(lines).rstrip() + "\n"
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
 def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = True) -> Path:
     """Write BENCHMARKS.md and benchmarks.json into `directory`; returns the Markdown's path.
 
@@ -473,188 +593,8 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
             history.write(json.dumps(summary(results)) + "\n")
     results["budgets"] = budgets(results)
     (directory / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
-    m = results["machine"]
-    data = results["data"]
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {results['finished_at']} by `make bench` ({results['command']}); every figure"
-        " is also in `docs/benchmarks.json`, so runs can be compared.",
-        "",
-        "## Machine",
-        "",
-        f"- {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}",
-        f"- Python {m['python']}, PostgreSQL {m['postgresql']} (shared_buffers "
-        f"{m['postgresql_shared_buffers']}"
-        + {
-            "off": ", autovacuum off: each run first vacuums what the previous one wrote",
-            "on": ", autovacuum on",
-        }.get(m.get("postgresql_autovacuum", ""), "")
-        + f"), Redis {m['redis']}, {m['wrk']}",
-        "- " + ", ".join(f"{k} {m['packages'][k]}" for k in PACKAGES if m["packages"].get(k)),
-        "- not installed: " + (", ".join(k for k, v in m["packages"].items() if not v) or "-"),
-        f"- load average (1 min) before the HTTP runs: {results.get('load_average_start', '-')}; "
-        "the machine is shared with other work, so absolute figures move between runs",
-        "",
-        "## Data",
-        "",
-        f"- {data['sessions']:,} sessions over {data['users']:,} users; the measured user owns "
-        f"{data['hot_user_sessions']:,} ({data['hot_visible']:,} not deleted); "
-        f"{data['events']:,} events",
-        f"- seeded in {data['seed_seconds']:.0f} s"
-        + (" (reused from an earlier run)" if data["reused"] else ""),
-        "",
-        "## Budgets",
-        "",
-        "| budget | limit | measured | verdict |",
-        "|---|---|---|---|",
-    ]
-    for row in results["budgets"]:
-        lines.append(f"| {row['budget']} | {row['limit']} | {row['measured']} | {row['verdict']} |")
-    lines += [
-        "",
-        "## How it is measured",
-        "",
-        "The web server and the worker are the Procfile's `web:` and `worker:` lines, started as"
-        " child processes with `DJANGO_DEBUG=0` against the bench database (`bo1_bench`) and Redis"
-        " databases of their own. Load comes from wrk (8 keep-alive connections, 2 threads) with"
-        " `scripts/bench/wrk.lua`. Each endpoint runs three ways:",
-        "",
-        "- **unpaced**: as fast as the server answers; gives requests/s. With 8 connections"
-        " always waiting, latency there is 8 / throughput (Little's law), not a budget figure;",
-        "- **paced**: a fixed rate spread evenly over the same 8 connections (wrk's 2 threads"
-        " take turns on one schedule, so at 100 requests/s a request arrives every 10 ms); the"
-        " latency budgets are read here: 500 requests/s (the load the list budget names) for"
-        " list and detail, 100 requests/s for create and events, 200 for the detail after a"
-        " flush. Create also runs at 100 requests/s with random arrivals (a Poisson process, as"
-        " from clients that know nothing of each other, so requests sometimes come together);",
-        "- **1 client**: one connection, one request at a time.",
-        "",
-        "A keep-alive connection stays with the worker process that accepted it. With stock"
-        " uvicorn workers the 8 connections were often split unevenly between the web server's 2"
-        " processes (one process was seen to take all 8, halving what the list could do); the"
-        " web server's worker class (`bo1site/server.py`) now shares a burst of connections"
-        " between the processes, and the notes under the endpoint table give each run's CPU"
-        " split. The list and the minimal app run in 3 interleaved rounds and the median round"
-        " is reported, so a change in the machine's other load hits both alike.",
-        "",
-        '"CPU per request" is the CPU time (user + system) of the server\'s processes, and of the'
-        " PostgreSQL backends serving its connections, during the unpaced run divided by its"
-        " requests: what a request costs, less disturbed by other load on the machine than"
-        " latency is. On 2 cores, 2,000 ms / (web + PostgreSQL ms) bounds the requests/s the"
-        " machine could serve with nothing else running (Redis and the load generator aside).",
-        "",
-        "The minimal app (`scripts/bench/minimal_app.py`) does the list job with raw psycopg2 and"
-        " redis-py under gunicorn in the same run: the same page query and exact count, one MGET,"
-        " json.dumps.",
-        "",
-        "## HTTP endpoints",
-        "",
-        *_endpoint_table(results.get("http", {})),
-        "",
-    ]
-    for name, m in _in_order(results.get("http", {})):
-        for note in m.get("notes", []):
-            lines.append(f"- {name}: {note}")
-    streams = results.get("streams")
-    if streams:
-        c = streams["client"]
-        published = streams["published"]
-        watchers = streams["streams"] // max(streams["sessions"], 1)
-        expected = streams["expected_deliveries"]
-        lines += [
-            "",
-            "## SSE fan-out",
-            "",
-            f"{streams['streams']} streams (GET /api/v1/sessions/{{id}}/stream) held by one web"
-            f" process, {streams['sessions']} sessions with {watchers} watchers each; events"
-            " appended through `session_record_progress` (PostgreSQL, then the Redis stream on"
-            " commit) at"
-            f" {published['rate']:.0f} per second for {published['seconds']:.0f} s: first the"
-            " streams alone, then while the list was measured at 500 req/s on the 2-process"
-            " server.",
-            "",
-            f"- streams open: {c['connected_ok']} / {streams['streams']}; "
-            f"errors: {c['error_count']}",
-            f"- deliveries: {c['events_received']:,} of {expected:,} expected;"
-            f" gaps {c['gaps']}, repeats {c['repeats']}; streams complete"
-            f" {streams['streams_complete']} / {streams['streams']}",
-            "- delivery delay (event created_at to client), streams alone:"
-            f" p50 {streams['delay_streams_alone_ms']['p50']} ms,"
-            f" p99 {streams['delay_streams_alone_ms']['p99']} ms;"
-            " while the list was measured:"
-            f" p50 {streams['delay_with_list_ms']['p50']} ms,"
-            f" p99 {streams['delay_with_list_ms']['p99']} ms",
-            f"- delivery delay over the whole run: p50 {c['delay_ms']['p50']} ms,"
-            f" p90 {c['delay_ms']['p90']} ms, p99 {c['delay_ms']['p99']} ms,"
-            f" max {c['delay_ms']['max']} ms",
-            *(
-                [
-                    "- the publisher's CPU per event (`session_record_progress`, what a worker"
-                    f" runs for each engine step): {published['cpu_ms_per_event']} ms"
-                ]
-                if "cpu_ms_per_event" in published
-                else []
-            ),
-            f"- the stream process's CPU while events flowed: {streams['stream_process_cpu_s']} s,"
-            f" {streams['stream_cpu_ms_per_delivery']} ms per delivered event",
-            f"- list meanwhile: p50 {streams['list_during_streams']['p50']:.2f} ms, p99"
-            f" {streams['list_during_streams']['p99']:.2f} ms at"
-            f" {streams['list_during_streams']['rps']:.0f} req/s"
-            + (
-                f" (the median of {len(streams['list_during_streams_p50s'])} runs back to back,"
-                f" whose p50s were {', '.join(map(str, streams['list_during_streams_p50s']))} ms)"
-                if len(streams.get("list_during_streams_p50s", [])) > 1
-                else ""
-            ),
-        ]
-        during = streams.get("cpu_during_list_s")
-        if during:
-            own = f" the list's own server {during['list_web']} s," if "list_web" in during else ""
-            lines.append(
-                f"- CPU used while the list was measured ({during['seconds']} s on 2 cores, so"
-                f" {2 * during['seconds']:g} CPU-seconds in all):"
-                + own
-                + f" the stream process {during['streams']} s, the bench's publisher"
-                f" {during['publisher']} s, its 1,000-stream client {during['client']} s"
-                + (
-                    f", PostgreSQL {during['postgres']} s and Redis {during['redis']} s"
-                    if "postgres" in during
-                    else ""
-                )
-            )
-    delib = results.get("deliberations")
-    if delib:
-        lines += [
-            "",
-            "## Concurrent deliberations",
-            "",
-            f"{delib['deliberations']} sessions created and started at once through the API,"
-            f" run by the Procfile's worker with concurrency {delib['worker_concurrency']} and"
-            " the offline provider.",
-            "",
-            f"- finished: {delib['finished']} / {delib['deliberations']} ({delib['statuses']}) in"
-            f" {delib['total_seconds']} s from the first start request",
-            f"- events written: {delib['events']:,}; transcript problems (gaps, repeats, wrong"
-            f" first/last event): {delib['problem_count']}",
-        ]
-        lines += [f"  - {p}" for p in delib["problems"]]
-    lines += ["", *_history_table(directory)]
-    plans = results.get("explain", {})
-    if plans:
-        lines += ["", "## Query plans (EXPLAIN (ANALYZE, BUFFERS), the measured user)", ""]
-        # The page, then the API's count, then the count it replaced.
-        order = list(PLAN_ORDER)
-        for name, plan in sorted(
-            plans.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)
-        ):
-            lines += [f"### {name}", "", "```", plan, "```", ""]
-    changes = results.get("changes", CHANGES)
-    if changes:
-        lines += ["## What was changed for these numbers", "", *changes, ""]
-    text = "\n".join(lines).rstrip() + "\n"
     target = directory / "BENCHMARKS.md"
-    target.write_text(re.sub(r"\n{3,}", "\n\n", text))
+    target.write_text(markdown(results, directory))
     return target
 
 

@@ -283,75 +283,85 @@ def _drop_keys_and_indexes(cursor: Any) -> list[str]:
     return rebuild
 
 
-def _load(config: BenchConfig, conn: Any) -> float:
-    started = time.monotonic()
+def _replace_bench_users(cursor: Any, config: BenchConfig) -> None:
+    """Empty the big tables and make the bench's users (and their tokens) afresh."""
+    # Truncating also empties whatever references the sessions (deliberation tables).
+    cursor.execute("TRUNCATE sessions, session_events CASCADE")
+    # (no parameters: psycopg2 leaves a single % alone)
+    cursor.execute(
+        "DELETE FROM authtoken_token WHERE user_id IN "
+        "(SELECT id FROM auth_user WHERE username LIKE 'bench\\_%')"
+    )
+    cursor.execute("DELETE FROM auth_user WHERE username LIKE 'bench\\_%'")
+    users = {"hot": HOT_USER, "writer": WRITER_USER, "runner": RUNNER_USER,
+             "others": max(config.users - 1, 1)}  # fmt: skip
+    cursor.execute(SEED_USERS_SQL, users)
+
+
+def _insert_sessions_and_events(cursor: Any, config: BenchConfig, started: float) -> None:
     hot_count = min(config.hot_user_sessions, config.sessions)
     hot_step = max(1, config.sessions // max(hot_count, 1))
-    with conn, conn.cursor() as cursor:
-        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute("SET LOCAL synchronous_commit = off")
-        # Truncating also empties whatever references the sessions (deliberation tables).
-        cursor.execute("TRUNCATE sessions, session_events CASCADE")
-        # (no parameters: psycopg2 leaves a single % alone)
+    logger.info("seeding %d sessions", config.sessions)
+    cursor.execute(
+        SEED_SESSIONS_SQL,
+        {"hot": HOT_USER, "hot_step": hot_step, "hot_count": hot_count,
+         "total": config.sessions, "full": len(TRANSCRIPT), "short": SHORT_TRANSCRIPT},
+    )  # fmt: skip
+    logger.info("seeding events (%.0fs so far)", time.monotonic() - started)
+    cursor.execute(SEED_EVENTS_SQL, {"types": TRANSCRIPT})
+
+
+def _recount_sessions(cursor: Any) -> None:
+    """The per-user counters the disabled trigger would have kept, in one pass."""
+    cursor.execute("SELECT to_regclass('session_counts') IS NOT NULL")
+    if cursor.fetchone()[0]:
+        cursor.execute("DELETE FROM session_counts")
         cursor.execute(
-            "DELETE FROM authtoken_token WHERE user_id IN "
-            "(SELECT id FROM auth_user WHERE username LIKE 'bench\\_%')"
+            "INSERT INTO session_counts (user_id, status, count)"
+            " SELECT user_id, status, count(*) FROM sessions GROUP BY user_id, status"
         )
-        cursor.execute("DELETE FROM auth_user WHERE username LIKE 'bench\\_%'")
-        cursor.execute(
-            SEED_USERS_SQL,
-            {
-                "hot": HOT_USER,
-                "writer": WRITER_USER,
-                "runner": RUNNER_USER,
-                "others": max(config.users - 1, 1),
-            },
-        )
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks may block the ALTERs
-        rebuild = _drop_keys_and_indexes(cursor)
-        # Row triggers (the per-user counters) are rebuilt in one pass afterwards instead.
-        cursor.execute("ALTER TABLE sessions DISABLE TRIGGER USER")
-        logger.info("seeding %d sessions", config.sessions)
-        cursor.execute(
-            SEED_SESSIONS_SQL,
-            {
-                "hot": HOT_USER,
-                "hot_step": hot_step,
-                "hot_count": hot_count,
-                "total": config.sessions,
-                "full": len(TRANSCRIPT),
-                "short": SHORT_TRANSCRIPT,
-            },
-        )
-        logger.info("seeding events (%.0fs so far)", time.monotonic() - started)
-        cursor.execute(SEED_EVENTS_SQL, {"types": TRANSCRIPT})
-        logger.info("rebuilding keys and indexes (%.0fs so far)", time.monotonic() - started)
-        for statement in rebuild:
-            cursor.execute(statement)
-        cursor.execute("ALTER TABLE sessions ENABLE TRIGGER USER")
-        cursor.execute("SELECT to_regclass('session_counts') IS NOT NULL")
-        if cursor.fetchone()[0]:
-            cursor.execute("DELETE FROM session_counts")
-            cursor.execute(
-                "INSERT INTO session_counts (user_id, status, count)"
-                " SELECT user_id, status, count(*) FROM sessions GROUP BY user_id, status"
-            )
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS bench_seed (loaded_at timestamptz NOT NULL DEFAULT now(),"
-            " params jsonb NOT NULL, seconds float8 NOT NULL)"
-        )
-        cursor.execute("DELETE FROM bench_seed")
-        cursor.execute(
-            "INSERT INTO bench_seed (params, seconds) VALUES (%s, %s)",
-            [json.dumps(_params(config)), time.monotonic() - started],
-        )
+
+
+def _record_seed(cursor: Any, config: BenchConfig, seconds: float) -> None:
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS bench_seed (loaded_at timestamptz NOT NULL DEFAULT now(),"
+        " params jsonb NOT NULL, seconds float8 NOT NULL)"
+    )
+    cursor.execute("DELETE FROM bench_seed")
+    cursor.execute(
+        "INSERT INTO bench_seed (params, seconds) VALUES (%s, %s)",
+        [json.dumps(_params(config)), seconds],
+    )
+
+
+def _vacuum(conn: Any, started: float) -> None:
     conn.autocommit = True
     with conn.cursor() as cursor:
         logger.info("VACUUM ANALYZE (%.0fs so far)", time.monotonic() - started)
         for table in (*BIG_TABLES, "auth_user", "authtoken_token", "session_counts"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
     conn.autocommit = False
+
+
+def _load(config: BenchConfig, conn: Any) -> float:
+    started = time.monotonic()
+    with conn, conn.cursor() as cursor:
+        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        _replace_bench_users(cursor, config)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks may block the ALTERs
+        rebuild = _drop_keys_and_indexes(cursor)
+        # Row triggers (the per-user counters) are rebuilt in one pass afterwards instead.
+        cursor.execute("ALTER TABLE sessions DISABLE TRIGGER USER")
+        _insert_sessions_and_events(cursor, config, started)
+        logger.info("rebuilding keys and indexes (%.0fs so far)", time.monotonic() - started)
+        for statement in rebuild:
+            cursor.execute(statement)
+        cursor.execute("ALTER TABLE sessions ENABLE TRIGGER USER")
+        _recount_sessions(cursor)
+        _record_seed(cursor, config, time.monotonic() - started)
+    _vacuum(conn, started)
     seconds = time.monotonic() - started
     with conn, conn.cursor() as cursor:
         cursor.execute("UPDATE bench_seed SET seconds = %s", [seconds])

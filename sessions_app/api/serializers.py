@@ -10,13 +10,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+import vocabulary
+
 from ..models import Phase, Status
 
 MAX_CONTEXT_BYTES = 50 * 1024
 MAX_CONTEXT_DEPTH = 64
 MAX_SEARCH_CHARS = 500
 MAX_CURSOR_CHARS = 500
-LISTABLE_STATUSES = [s for s in Status.values if s != Status.DELETED]
+LISTABLE_STATUSES = [str(s) for s in vocabulary.LISTABLE_STATUSES]
 
 
 class StrictCharField(serializers.CharField):

@@ -175,3 +175,18 @@ def test_the_schema_documents_the_export(api):
     operation = schema["paths"]["/api/v1/sessions/{session_id}/export"]["get"]
     assert {"text/markdown", "application/json"} <= set(operation["responses"]["200"]["content"])
     assert {"400", "401", "404"} <= set(operation["responses"])
+
+
+def test_the_markdown_is_rendered_by_the_transcript_template(api, finished):
+    response = api.get(export_url(finished, "md"))
+    assert "deliberation/transcript.md" in [t.name for t in response.templates]
+    # Autoescaping is off: Markdown is not HTML, quotes and ampersands stay as written.
+    assert "&quot;" not in response.content.decode()
+
+
+def test_the_store_holds_no_reading_of_deliberation_events():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "sessions_app"
+    assert not (root / "transcript.py").exists()
+    assert not (root / "api" / "export.py").exists()

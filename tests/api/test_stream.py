@@ -18,6 +18,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 from django.test import Client
+from django.urls import resolve
 from rest_framework.authtoken.models import Token
 
 from sessions_app import services
@@ -662,3 +663,22 @@ def test_one_server_process_holds_500_streams_and_keeps_answering(user, token):
         web.stop()
     assert timings[len(timings) // 2] < 0.5, timings  # median
     assert connections < 40, connections
+
+
+def test_the_stream_is_a_real_drf_view_that_authenticates_with_drf(running, user):
+    """DRF's dispatch serves it (no stand-in for the schema): its authentication classes, its
+    permission and its exception handler decide, and a success is a streaming response."""
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from sessions_app.api.stream import SessionStreamView
+
+    view = SessionStreamView.as_view()
+    factory = APIRequestFactory()
+    anonymous = view(factory.get(stream_path(running)), session_id=running.id)
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == "Token"
+    request = factory.get(stream_path(running), HTTP_ACCEPT="text/event-stream")
+    force_authenticate(request, user=user)
+    response = view(request, session_id=running.id)
+    assert response.status_code == 200 and response.streaming and response.is_async
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert resolve(stream_path(running)).func.cls is SessionStreamView

@@ -349,10 +349,12 @@ def test_the_synthesis_and_contributions_are_rendered_and_sanitised(browser, com
     assert "onerror" not in synthesis
     assert "Cash <strong>first</strong>." in html
     assert "window.pwned" not in html and "onerror" not in html
-    # The only scripts on the page are ours: the state as JSON, and the static file.
+    # The only scripts on the page are ours: the state and the vocabulary as JSON, and the
+    # static file.
     scripts = re.findall(r"<script[^>]*>", html)
     assert scripts == [
         '<script id="session-state" type="application/json">',
+        '<script id="vocabulary" type="application/json">',
         '<script src="/static/dashboard/session.js" defer>',
     ]
 

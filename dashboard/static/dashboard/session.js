@@ -7,26 +7,15 @@
   var state = JSON.parse(document.getElementById("session-state").textContent);
   var csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 
-  var FINISHED = ["completed", "failed", "killed", "deleted"];
-  var TERMINAL = ["complete", "error", "killed"];
-  var EVENT_TYPES = [
-    "session_started", "decomposition_started", "decomposition_complete", "persona_selected",
-    "persona_selection_complete", "initial_round_started", "round_started", "contribution",
-    "facilitator_decision", "convergence", "voting_started", "persona_vote", "voting_complete",
-    "synthesis_started", "synthesis_complete", "complete", "error", "paused", "resumed",
-    "killed", "clarification_requested", "clarification_answered",
-  ];
-  // The phase each event moves the session into (mirrors the worker's bookkeeping).
-  var EVENT_PHASES = {
-    session_started: "intake", decomposition_started: "decomposition",
-    decomposition_complete: "decomposition", clarification_requested: "decomposition",
-    persona_selected: "selection", persona_selection_complete: "selection",
-    initial_round_started: "initial_round", round_started: "discussion",
-    facilitator_decision: "discussion", convergence: "discussion", voting_started: "voting",
-    persona_vote: "voting", voting_complete: "voting", synthesis_started: "synthesis",
-    synthesis_complete: "synthesis", complete: "complete",
-  };
-  var CONTROL_EVENTS = ["paused", "resumed", "killed", "error", "clarification_answered"];
+  // The event vocabulary and status groups, as the server defines them (vocabulary.for_pages).
+  var vocabulary = JSON.parse(document.getElementById("vocabulary").textContent);
+  var FINISHED = vocabulary.finished_statuses;
+  var TERMINAL = vocabulary.terminal_events;
+  var EVENT_TYPES = vocabulary.event_types;
+  // The phase each event moves the session into (the worker's bookkeeping does the same).
+  var EVENT_PHASES = vocabulary.event_phases;
+  // Events of the lifecycle rather than of the board's work: they do not mean the board runs.
+  var CONTROL_EVENTS = vocabulary.control_events;
 
   function byId(id) { return document.getElementById(id); }
   function isFinished(status) { return FINISHED.indexOf(status) !== -1; }
@@ -105,7 +94,7 @@
     if (!phase) return;
     state.phase = phase;
     byId("session-phase").textContent = phaseLabel(phase);
-    var index = state.phases.indexOf(phase);
+    var index = vocabulary.phases.indexOf(phase);
     if (index !== -1) byId("session-progress").value = index + 1;
   }
 

@@ -3,8 +3,10 @@
   "use strict";
 
   var POLL_MS = 3000;
-  var PHASES = ["intake", "decomposition", "selection", "initial_round", "discussion", "voting", "synthesis", "complete"];
-  var LIVE = ["queued", "running"];
+  // Phases and the live statuses, as the server defines them (vocabulary.for_pages).
+  var vocabulary = JSON.parse(document.getElementById("vocabulary").textContent);
+  var PHASES = vocabulary.phases;
+  var LIVE = vocabulary.live_statuses;
 
   function phaseLabel(phase) {
     var words = String(phase || "").replace(/_/g, " ");

@@ -13,7 +13,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from bo1site.jsoncodec import OrjsonRenderer
-from bo1site.negotiation import ContentNegotiation
+from bo1site.serving.negotiation import ContentNegotiation
 from tests.factories import SessionFactory
 
 SESSIONS = "/api/v1/sessions"

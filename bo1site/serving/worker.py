@@ -9,6 +9,13 @@ happened. This worker accepts one connection at a time and, the more connections
 holds, the longer it waits before taking the next, so an idler worker takes it instead (the
 same idea as nginx's `accept_mutex` and `multi_accept off`). A worker alone still accepts every
 connection; it only pauses for a moment between them.
+
+Measured (docs/PERFORMANCE-HISTORY.md, "Fair accept"): with the stock worker, 8 connections
+opened together were split 8/0, 7/1 or 6/2 between 2 processes in about a third of the runs,
+which capped the list near 400 requests/s and sent its paced p50 to 15-21 ms in those runs; with
+this one the split was 4/4 in every measured run. Wired in by the Procfile's `web:` line
+(`--worker-class bo1site.serving.worker.FairUvicornWorker`), which the Dockerfile and
+docker-compose.yml repeat.
 """
 
 from __future__ import annotations
@@ -116,7 +123,7 @@ class FairServer(Server):
 
 
 class FairUvicornWorker(UvicornWorker):
-    """`gunicorn --worker-class bo1site.server.FairUvicornWorker`: see the module docstring."""
+    """`--worker-class bo1site.serving.worker.FairUvicornWorker`: see the module docstring."""
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

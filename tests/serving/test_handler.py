@@ -8,7 +8,7 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
-from bo1site.asgi_handler import PooledASGIHandler
+from bo1site.serving.handler import PooledASGIHandler
 
 
 def http_scope(path, method="GET"):
@@ -42,15 +42,25 @@ def app():
     handler._executor.shutdown()
 
 
-def test_only_the_event_stream_takes_the_async_path(app):
-    def routed(path):
-        return app._is_async_view({"path": path, "root_path": ""})
+@pytest.mark.django_db(transaction=True)
+def test_every_view_runs_on_the_pool_the_event_stream_too(app, monkeypatch):
+    threads = {}
+    respond = app._respond
 
-    assert routed("/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000/stream")
-    assert not routed("/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000")
-    assert not routed("/api/v1/sessions")
-    assert not routed("/api/health")
-    assert not routed("/no/such/page")
+    def recording(scope, body_file):
+        threads[scope["path"]] = threading.current_thread().name
+        return respond(scope, body_file)
+
+    monkeypatch.setattr(app, "_respond", recording)
+    for path in (
+        "/api/v1/sessions/bo1_00000000-0000-4000-8000-000000000000/stream",
+        "/api/v1/sessions",
+        "/api/health",
+        "/nope",
+    ):
+        asyncio.run(call(app, path))
+    assert len(threads) == 4
+    assert all(name.startswith("django-sync") for name in threads.values()), threads
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .exceptions import STORE_ERRORS, store_unavailable_body
+from .api.exceptions import STORE_ERRORS, store_unavailable_body
 
 logger = logging.getLogger(__name__)
 

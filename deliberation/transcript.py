@@ -1,4 +1,8 @@
-"""A session's events read as people read a meeting: board, rounds, votes and outcome."""
+"""A session's events read as people read a meeting: board, rounds, votes and outcome.
+
+It interprets the deliberation's events (their shapes are in `vocabulary`), so it lives with the
+deliberation; the dashboard and the export read it. Plain Python: no Django.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from vocabulary import EventType as E
 
 
 @dataclass
@@ -143,11 +149,11 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
     for persona in session.get("personas") or []:
         if not isinstance(persona, dict):
             continue
-        code = _text(persona.get("persona_code") or persona.get("code"))
+        code = _text(persona.get("persona_code"))
         index = _index(persona.get("sub_problem_index"))
         members[(code, index)] = BoardMember(
             persona_code=code,
-            persona_name=_text(persona.get("persona_name") or persona.get("name") or code),
+            persona_name=_text(persona.get("persona_name") or code),
             archetype=_text(persona.get("archetype")),
             domain=_text(persona.get("domain")),
             expertise=_strings(persona.get("expertise")),
@@ -161,9 +167,9 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
         kind, data = event.get("event_type"), event.get("data") or {}
         transcript.last_sequence = max(transcript.last_sequence, int(event.get("sequence") or 0))
         index = _index(data.get("sub_problem_index"))
-        if kind == "decomposition_complete":
+        if kind == E.DECOMPOSITION_COMPLETE:
             transcript.sub_problems = [_sub_problem_text(s) for s in data.get("sub_problems") or []]
-        elif kind == "persona_selected":
+        elif kind == E.PERSONA_SELECTED:
             code = _text(data.get("persona_code"))
             member = members.get((code, index)) or BoardMember(
                 persona_code=code, persona_name=_text(data.get("persona_name") or code)
@@ -174,11 +180,11 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
             member.rationale = member.rationale or _text(data.get("rationale"))
             member.sub_problem_index = index
             members[(code, index)] = member
-        elif kind in ("round_started", "initial_round_started") and isinstance(
+        elif kind in (E.ROUND_STARTED, E.INITIAL_ROUND_STARTED) and isinstance(
             data.get("round"), int
         ):
             current_round = data["round"]
-        elif kind == "contribution":
+        elif kind == E.CONTRIBUTION:
             number = data.get("round") if isinstance(data.get("round"), int) else current_round
             group = rounds.setdefault((index, number), Round(number, sub_problem_index=index))
             group.contributions.append(
@@ -189,7 +195,7 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
                     content=_text(data.get("content")),
                 )
             )
-        elif kind == "persona_vote":
+        elif kind == E.PERSONA_VOTE:
             transcript.votes.append(
                 Vote(
                     persona_code=_text(data.get("persona_code")),
@@ -200,28 +206,28 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
                     sub_problem_index=index,
                 )
             )
-        elif kind == "voting_complete":
+        elif kind == E.VOTING_COMPLETE:
             transcript.consensus.append((index, data.get("consensus_level")))
-        elif kind == "synthesis_complete":
+        elif kind == E.SYNTHESIS_COMPLETE:
             transcript.synthesis = transcript.synthesis or _text(data.get("synthesis"))
             transcript.final_recommendation = transcript.final_recommendation or _text(
                 data.get("recommendation")
             )
-        elif kind == "complete":
+        elif kind == E.COMPLETE:
             transcript.synthesis = transcript.synthesis or _text(data.get("synthesis"))
             transcript.final_recommendation = transcript.final_recommendation or _text(
                 data.get("final_recommendation")
             )
             transcript.stop_reason = _text(data.get("stop_reason"))
-        elif kind == "clarification_requested":
+        elif kind == E.CLARIFICATION_REQUESTED:
             pending_question = _text(data.get("question"))
-        elif kind == "clarification_answered":
+        elif kind == E.CLARIFICATION_ANSWERED:
             question = _text(data.get("question")) or pending_question
             transcript.clarifications.append(
                 {"question": question, "answer": _text(data.get("answer"))}
             )
             pending_question = ""
-        elif kind == "error" and not transcript.error:
+        elif kind == E.ERROR and not transcript.error:
             transcript.error = {"code": data.get("code"), "message": data.get("message")}
     transcript.board = list(members.values())
     transcript.rounds = list(rounds.values())

@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend with a cheaper per-request health check, and connections that
-remember their prepared statements (bo1site/db/prepared.py).
+remember their prepared statements (bo1site/db/prepared.py uses that memory).
 
 With CONN_HEALTH_CHECKS, Django sends `SELECT 1` on a persistent connection before its first
 query in each request, so a connection the server has dropped (a restart, an idle timeout, an
@@ -9,6 +9,11 @@ and when the server drops it the kernel makes its socket readable (the server's 
 end of the stream): so a non-blocking poll of the socket answers the same question without
 asking the server. Only when something is waiting does the check fall back to Django's
 `SELECT 1`. After an error inside a request Django still checks with `SELECT 1` as before.
+
+Measured (docs/PERFORMANCE-HISTORY.md, "Health check"): a list request makes 3 round trips to
+PostgreSQL instead of 4. Prepared statements ("Prepared statements" there): the token check and
+the list's page and count cost PostgreSQL 380 -> 230 us of CPU, 630 -> 460 us of latency.
+Wired in by settings (`DATABASES["default"]["ENGINE"] = "bo1site.serving.db"`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""PostgreSQL backend: Django's own, with a health check that costs no round trip (see base)."""
