@@ -97,7 +97,8 @@ class DeliberationSession(models.Model):
     )
 
     # A session under legal hold is never deleted by retention (purge_sessions).
-    legal_hold = models.BooleanField(default=False)
+    # db_default: rows written by SQL of their own (imports, the benchmark's seed) are not held.
+    legal_hold = models.BooleanField(default=False, db_default=False)
     legal_hold_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
