@@ -81,11 +81,12 @@ def cursor_for_page(base: str, token: str, page: int) -> str:
 
 def run_cursor(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> dict[str, Any]:
     """Page 1 and page CURSOR_PAGE by cursor, measured in interleaved rounds at the list's rate."""
-    cursor = cursor_for_page(base, seeded.hot_token, CURSOR_PAGE)
+    page = min(CURSOR_PAGE, seeded.hot_visible // 20)  # a --quick seed has fewer pages
+    cursor = cursor_for_page(base, seeded.hot_token, page)
     targets = {
         "page_1": Target("cursor_page_1", base, [LIST_PATH], seeded.hot_token, server),
         "page_400": Target(
-            "cursor_page_400", base, [f"{LIST_PATH}&cursor={cursor}"], seeded.hot_token, server
+            f"cursor_page_{page}", base, [f"{LIST_PATH}&cursor={cursor}"], seeded.hot_token, server
         ),
     }
     runs: dict[str, list[LoadResult]] = {name: [] for name in targets}
@@ -98,9 +99,9 @@ def run_cursor(config: BenchConfig, seeded: Seeded, base: str, server: Any) -> d
     chosen = {name: median(r, key=lambda x: x.p50) for name, r in runs.items()}
     ratio = chosen["page_400"].p50 / chosen["page_1"].p50
     logger.info("cursor: page 1 p50 %.2f ms, page %d p50 %.2f ms (x%.2f)",
-                chosen["page_1"].p50, CURSOR_PAGE, chosen["page_400"].p50, ratio)  # fmt: skip
+                chosen["page_1"].p50, page, chosen["page_400"].p50, ratio)  # fmt: skip
     return {
-        "page": CURSOR_PAGE,
+        "page": page,
         "page_1": chosen["page_1"].as_dict(),
         "page_400": chosen["page_400"].as_dict(),
         "ratio": round(ratio, 3),
@@ -132,13 +133,17 @@ FROM fodder, generate_series(1, 2) AS n;
 """
 
 
+def purge_count(config: BenchConfig) -> int:
+    return PURGE_SESSIONS // 10 if config.quick else PURGE_SESSIONS
+
+
 def add_purgeable(config: BenchConfig) -> float:
     """PURGE_SESSIONS soft-deleted sessions (two events each) for retention to take."""
     started = time.monotonic()
     conn = psycopg2.connect(config.database_url)
     try:
         with conn, conn.cursor() as cursor:
-            cursor.execute(ADD_PURGEABLE_SQL, {"age": PURGE_AGE_DAYS, "count": PURGE_SESSIONS})
+            cursor.execute(ADD_PURGEABLE_SQL, {"age": PURGE_AGE_DAYS, "count": purge_count(config)})
         conn.autocommit = True
         with conn.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE sessions")
@@ -184,7 +189,7 @@ def run_list_during_purge(
     logger.info("list p50 %.2f ms without a purge, %.2f ms during (%s in %.0f s)",
                 base_p50, during_p50, output.splitlines()[-1:], purge_seconds)  # fmt: skip
     return {
-        "sessions": PURGE_SESSIONS,
+        "sessions": purge_count(config),
         "fodder_seconds": round(fodder_seconds, 1),
         "purge_seconds": round(purge_seconds, 1),
         "purge_output": output.splitlines()[-1] if output else "",
