@@ -1,6 +1,7 @@
 """Retention: what purge_sessions deletes, what it keeps, and what it leaves in Redis (nothing)."""
 
 import logging
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -186,3 +187,22 @@ def test_the_admin_places_and_releases_a_legal_hold_recording_who_and_when(
     assert session.legal_hold_by == admin_user
     assert sessions_purge_expired(now=NOW).expired == 1
     assert not DeliberationSession.objects.filter(pk=session.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_workers_retention_thread_runs_the_job(user, policy):
+    from deliberation.reaper import RetentionThread
+
+    policy.BO1_PURGE_INTERVAL = 1
+    session = aged(user, days=400)
+    thread = RetentionThread()
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while DeliberationSession.objects.filter(pk=session.id).exists():
+            assert time.monotonic() < deadline, "the retention thread did not purge"
+            time.sleep(0.1)
+    finally:
+        thread.stopping.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
