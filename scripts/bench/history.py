@@ -21,9 +21,10 @@ from .seed import Seeded
 logger = logging.getLogger(__name__)
 
 SEARCH_RATE = 100.0
-# The seed's problems read "Should we <verb> the <segment> business in <year>? ...": one verb
-# is in a fifth of them, a segment-and-word phrase in about a fifth too.
-WORD_QUERY = "rebuild"
+# The seed's problems read "Should we <verb> the <segment> business in <year>? ...": the hot
+# user's all say "expand into"; each segment (a word) and segment-and-word phrase is in about a
+# fifth of them.
+WORD_QUERY = "retail"
 PHRASE_QUERY = '"mobile business"'
 CURSOR_PAGE = 400
 PURGE_SESSIONS = 100_000
