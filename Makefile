@@ -6,13 +6,13 @@ STORES := $(PY) scripts/stores.py run --
 PORT ?= 8000
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install install-dev test-tools run test test-fast lint format migrate verify bench shell up down clean
+.PHONY: help install install-dev test-tools run test test-fast lint format migrate verify bench bench-import shell up down clean
 
 help:
 	@echo "make run      install, prepare the database and start web + worker (http://127.0.0.1:$(PORT))"
 	@echo "make test     install dev dependencies, start the stores and run the whole suite"
 	@echo "make lint     ruff check, ruff format --check and mypy"
-	@echo "make migrate | verify | bench | shell | up | down"
+	@echo "make migrate | verify | bench | bench-import | shell | up | down"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ verify: install
 
 bench: install-dev
 	$(STORES) $(PY) -m scripts.bench $(BENCH_ARGS)
+
+# manage.py import_bo1 on a generated source (docs/IMPORT_BENCHMARK.md); BENCH_ARGS e.g. --sessions 20000 --events 600000
+bench-import: install-dev
+	$(STORES) $(PY) -m scripts.bench_import $(BENCH_ARGS)
 
 shell: install
 	$(STORES) $(PY) manage.py shell

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "deliberation",
     "dashboard",
+    "importer",
 ]
 
 MIDDLEWARE = [
@@ -88,8 +89,8 @@ TEMPLATES = [
 DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://127.0.0.1:5432/bo1")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The queries every request runs are prepared once per connection (bo1site/db/prepared.py);
-# switch off behind a pooler in transaction mode.
+# The lookups every request (or engine step) runs by a unique key are prepared once per
+# connection (bo1site/db/prepared.py); switch off behind a pooler in transaction mode.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend with a health check that needs no round trip (bo1site/serving/db).
@@ -180,8 +181,9 @@ BO1_MODELS = {
     if (model := env.str(f"BO1_MODEL_{role.upper()}", default=""))
 }
 # A worker holds a per-session lease in Redis and renews it; a lease left to expire means the
-# worker died, and the reaper requeues the session.
+# worker died, and the repair pass (deliberation/reconcile.py) requeues the session.
 BO1_LEASE_TTL = env.int("BO1_LEASE_TTL", default=30)
+# Seconds between two runs of that repair pass in each worker (the name predates the pass).
 BO1_REAPER_INTERVAL = env.int("BO1_REAPER_INTERVAL", default=30)
 # How long a worker keeps retrying writes PostgreSQL refused before it leaves them to reconcile.
 BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
@@ -281,5 +283,6 @@ LOGGING = {
         "sessions_app": {"level": LOG_LEVEL},
         "deliberation": {"level": LOG_LEVEL},
         "bo1site": {"level": LOG_LEVEL},
+        "importer": {"level": LOG_LEVEL},
     },
 }

@@ -7,4 +7,4 @@ class DeliberationConfig(AppConfig):
     name = "deliberation"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (starts the reaper with each worker)
+        from . import signals  # noqa: F401  (starts the periodic reconcile with each worker)

@@ -7,12 +7,9 @@ from django.conf import settings
 from redis.exceptions import LockError
 
 from sessions_app.cache import REDIS_ERRORS, redis_client
+from sessions_app.redis_keys import lease_key
 
 logger = logging.getLogger(__name__)
-
-
-def lease_key(session_id: str) -> str:
-    return f"bo1:session:{session_id}:lease"
 
 
 def lease_alive(session_id: str) -> bool | None:

@@ -18,6 +18,7 @@ from django.db import DatabaseError, InterfaceError, connection
 
 from sessions_app.cache import REDIS_ERRORS, redis_client
 from sessions_app.models import Status
+from sessions_app.redis_keys import OUTBOX_PATTERN, outbox_key, session_id_from_outbox_key
 from sessions_app.services import (
     IllegalTransition,
     NewEvent,
@@ -27,10 +28,6 @@ from sessions_app.services import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def outbox_key(session_id: str) -> str:
-    return f"bo1:session:{session_id}:outbox"
 
 
 @dataclass
@@ -166,7 +163,7 @@ class Outbox:
 def sessions_with_kept_writes() -> list[str]:
     """Ids of sessions that have an outbox mirrored in Redis."""
     try:
-        keys = redis_client().scan_iter(match="bo1:session:*:outbox")
-        return [k.decode().split(":")[2] for k in keys]
+        keys = redis_client().scan_iter(match=OUTBOX_PATTERN)
+        return [session_id_from_outbox_key(k.decode()) for k in keys]
     except REDIS_ERRORS:
         return []

@@ -173,10 +173,8 @@ class SessionHost:
         """While PostgreSQL lags behind, the hot entry still shows the live progress."""
         if not self.outbox.pending:
             return
-        hot = SessionCache.get(self.session_id)
-        if hot is None:
-            return
-        hot.update(
+        SessionCache.update_live(
+            self.session_id,
             {
                 "phase": fields["phase"],
                 "round_number": fields["round_number"],
@@ -185,9 +183,8 @@ class SessionHost:
                 "total_tokens": fields["total_tokens"],
                 "last_activity_at": fields["last_activity_at"],
                 "updated_at": fields["last_activity_at"],
-            }
+            },
         )
-        SessionCache.set(self.session_id, hot)
 
 
 def _claim(session_id: str) -> DeliberationSession | None:

@@ -14,6 +14,8 @@ from sessions_app.models import DeliberationSession, PauseReason, Status
 from sessions_app.services import IllegalTransition, NewEvent, session_transition
 from vocabulary import UNFINISHED_STATUSES, EventType
 
+from .tasks import run_deliberation
+
 logger = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, KombuError, RedisError, OSError, TimeoutError)
@@ -43,13 +45,11 @@ def broker_check() -> None:
 
 
 def enqueue_run(session_id: str) -> None:
-    """Publish the run task; failures are logged (the reaper requeues a queued session)."""
-    from .tasks import run_deliberation
-
+    """Publish the run task; failures are logged (reconcile requeues a queued session)."""
     try:
         run_deliberation.apply_async(args=[session_id], retry=False)
     except BROKER_ERRORS as exc:
-        logger.error("Could not queue session %s (the reaper will retry): %s", session_id, exc)
+        logger.error("Could not queue session %s (reconcile will retry): %s", session_id, exc)
 
 
 def _queue(session_id: str, *, expected: tuple[str, ...], events: list[NewEvent], **kw: Any):

@@ -66,6 +66,27 @@ class Vote:
 
 
 @dataclass
+class OtherEvent:
+    """An event of a type this reading does not know (the original's, say), shown plainly."""
+
+    sequence: int
+    event_type: str
+    text: str
+
+
+# What the vocabulary does not name (the original service's own types, say) is listed plainly.
+KNOWN_EVENT_TYPES = frozenset(E)
+OTHER_EVENT_TEXT_CHARS = 500
+
+
+def _other_text(data: Any) -> str:
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) > OTHER_EVENT_TEXT_CHARS:
+        text = text[: OTHER_EVENT_TEXT_CHARS - 1] + "…"
+    return text
+
+
+@dataclass
 class Transcript:
     board: list[BoardMember] = field(default_factory=list)
     rounds: list[Round] = field(default_factory=list)
@@ -78,6 +99,7 @@ class Transcript:
     stop_reason: str = ""
     error: dict[str, Any] | None = None
     last_sequence: int = 0
+    other_events: list[OtherEvent] = field(default_factory=list)
 
     @property
     def several_sub_problems(self) -> bool:
@@ -170,16 +192,25 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
         if kind == E.DECOMPOSITION_COMPLETE:
             transcript.sub_problems = [_sub_problem_text(s) for s in data.get("sub_problems") or []]
         elif kind == E.PERSONA_SELECTED:
-            code = _text(data.get("persona_code"))
-            member = members.get((code, index)) or BoardMember(
-                persona_code=code, persona_name=_text(data.get("persona_name") or code)
+            # One persona per event; the original service listed the whole board in `personas`.
+            listed = data.get("personas")
+            entries = (
+                [p for p in listed if isinstance(p, dict)] if isinstance(listed, list) else [data]
             )
-            member.archetype = member.archetype or _text(data.get("archetype"))
-            member.domain = member.domain or _text(data.get("domain"))
-            member.expertise = member.expertise or _strings(data.get("expertise"))
-            member.rationale = member.rationale or _text(data.get("rationale"))
-            member.sub_problem_index = index
-            members[(code, index)] = member
+            for entry in entries:
+                code = _text(entry.get("persona_code") or entry.get("code"))
+                if not code:
+                    continue
+                member = members.get((code, index)) or BoardMember(
+                    persona_code=code,
+                    persona_name=_text(entry.get("persona_name") or entry.get("name") or code),
+                )
+                member.archetype = member.archetype or _text(entry.get("archetype"))
+                member.domain = member.domain or _text(entry.get("domain"))
+                member.expertise = member.expertise or _strings(entry.get("expertise"))
+                member.rationale = member.rationale or _text(entry.get("rationale"))
+                member.sub_problem_index = index
+                members[(code, index)] = member
         elif kind in (E.ROUND_STARTED, E.INITIAL_ROUND_STARTED) and isinstance(
             data.get("round"), int
         ):
@@ -229,6 +260,10 @@ def build_transcript(session: dict[str, Any], events: Iterable[dict[str, Any]]) 
             pending_question = ""
         elif kind == E.ERROR and not transcript.error:
             transcript.error = {"code": data.get("code"), "message": data.get("message")}
+        elif kind not in KNOWN_EVENT_TYPES:
+            transcript.other_events.append(
+                OtherEvent(int(event.get("sequence") or 0), _text(kind), _other_text(data))
+            )
     transcript.board = list(members.values())
     transcript.rounds = list(rounds.values())
     return transcript

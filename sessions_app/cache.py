@@ -1,20 +1,36 @@
 """The Redis side of the store: hot session entries and per-session event streams.
 
-Every key names its session and expires. Every Redis error is logged and swallowed: PostgreSQL
-is the source of truth and answers whenever Redis cannot.
+`SessionCache` is the one writer of a session's hot entry and of its stream: creation, the
+status signal, each deliberation step, the worker's live progress while PostgreSQL lags, the
+detail's refill, reconcile and the admin all go through it. Key names come from redis_keys.
+Every Redis error is logged and swallowed: PostgreSQL is the source of truth and answers
+whenever Redis cannot.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django_redis import get_redis_connection
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from bo1site import jsoncodec
+
+from .models import DeliberationSession
+from .redis_keys import (
+    entry_key,
+    job_claim_key,
+    raw_entry_key,
+    raw_entry_keys,
+    session_id_from_raw_entry_key,
+    session_key_names,
+    session_keys_pattern,
+    stream_key,
+)
+from .snapshots import session_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -22,31 +38,10 @@ REDIS_ERRORS = (RedisError, ConnectionInterrupted, OSError)
 
 # Streams keep the recent tail only; the full transcript lives in PostgreSQL.
 STREAM_MAXLEN = 2000
+# An atomic update of the entry retries this often when another writer got in between.
+UPDATE_ATTEMPTS = 5
 
-
-def entry_key(session_id: str) -> str:
-    """The cache key (before django-redis adds its prefix) of a session's hot entry."""
-    return f"session:{session_id}"
-
-
-def stream_key(session_id: str) -> str:
-    """The raw Redis key of a session's live event stream."""
-    return f"bo1:session:{session_id}:stream"
-
-
-def session_key_names(session_id: str) -> list[str]:
-    """The raw name of every key a session may have: hot entry, stream, worker lease, outbox."""
-    return [
-        caches["default"].make_key(entry_key(session_id)),
-        stream_key(session_id),
-        f"bo1:session:{session_id}:lease",
-        f"bo1:session:{session_id}:outbox",
-    ]
-
-
-def job_claim_key(job: str) -> str:
-    """Held by the worker that ran a periodic job, for as long as the job's interval."""
-    return f"bo1:job:{job}:claim"
+__all__ = ["REDIS_ERRORS", "SessionCache", "entry_key", "redis_client", "stream_key"]
 
 
 def claim_job(job: str, seconds: int) -> bool:
@@ -59,17 +54,18 @@ def claim_job(job: str, seconds: int) -> bool:
 
 
 def redis_client() -> Any:
-    """The raw redis-py client behind the cache, for streams and leases."""
+    """The raw redis-py client behind the cache, for streams, leases, outboxes and limits."""
     return get_redis_connection("default")
 
 
 class SessionCache:
-    """Hot, expiring session entries; a miss or an error means "ask PostgreSQL"."""
+    """Hot, expiring entries and event streams; a miss or an error means "ask PostgreSQL"."""
 
     @staticmethod
     def ttl_seconds() -> int:
         return int(settings.SESSION_CACHE_TTL)
 
+    # -- reads ---------------------------------------------------------------------------------
     @classmethod
     def get(cls, session_id: str) -> dict[str, Any] | None:
         # django-redis swallows and logs connection errors (IGNORE_EXCEPTIONS), returning None.
@@ -86,9 +82,8 @@ class SessionCache:
         ids = list(session_ids)
         if not ids:
             return {}
-        backend = caches["default"]  # once: each `cache.` attribute is a lookup of its own
         try:
-            values = redis_client().mget([backend.make_key(entry_key(i)) for i in ids])
+            values = redis_client().mget(raw_entry_keys(ids))
         except REDIS_ERRORS as exc:
             logger.warning("Redis read skipped for %d sessions: %s", len(ids), exc)
             return {}
@@ -106,39 +101,6 @@ class SessionCache:
         return found
 
     @classmethod
-    def set(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
-        # cache.set answers None when django-redis swallowed (and logged) an error.
-        stored = bool(
-            cache.set(entry_key(session_id), snapshot, timeout=cls.ttl_seconds())  # type: ignore[func-returns-value]
-        )
-        if not stored:
-            logger.warning("Redis write skipped for session %s", session_id)
-        return stored
-
-    @classmethod
-    def queue_set(cls, pipe: Any, session_id: str, snapshot: dict[str, Any]) -> None:
-        """Add `set` of the entry to a raw redis-py pipeline: the same key, bytes and TTL."""
-        backend = caches["default"]
-        pipe.set(
-            backend.make_key(entry_key(session_id)),
-            backend.client.encode(snapshot),  # type: ignore[attr-defined]
-            ex=cls.ttl_seconds(),
-        )
-
-    @classmethod
-    def add(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
-        """Write the entry only when there is none, so a refill never overwrites a fresher one."""
-        return bool(cache.add(entry_key(session_id), snapshot, timeout=cls.ttl_seconds()))
-
-    @classmethod
-    def delete(cls, session_id: str) -> None:
-        cache.delete(entry_key(session_id))
-        try:
-            redis_client().delete(stream_key(session_id))
-        except REDIS_ERRORS as exc:
-            logger.warning("Redis delete skipped for session %s: %s", session_id, exc)
-
-    @classmethod
     def ttl(cls, session_id: str) -> int | None:
         """Seconds left on the hot entry; None when there is none (or Redis is down)."""
         # django-redis does not turn errors from TTL into ignorable ones: catch them here.
@@ -154,22 +116,22 @@ class SessionCache:
         """Every raw Redis key that belongs to a session."""
         try:
             client = redis_client()
-            return sorted(k.decode() for k in client.scan_iter(match=f"bo1*{session_id}*"))
+            return sorted(
+                k.decode() for k in client.scan_iter(match=session_keys_pattern(session_id))
+            )
         except REDIS_ERRORS as exc:
             logger.warning("Redis scan failed for session %s: %s", session_id, exc)
             return []
 
     @classmethod
-    def purge(cls, session_id: str) -> int:
-        """Delete every Redis key of a session; returns how many went."""
-        keys = cls.keys_for(session_id)
-        if not keys:
-            return 0
+    def hot_session_ids(cls) -> list[str]:
+        """The ids of every session with a hot entry (a SCAN: for repairs, not for requests)."""
         try:
-            return int(redis_client().delete(*keys))
+            keys = redis_client().scan_iter(match=raw_entry_key("*"), count=1000)
+            return [session_id_from_raw_entry_key(k.decode()) for k in keys]
         except REDIS_ERRORS as exc:
-            logger.warning("Redis purge failed for session %s: %s", session_id, exc)
-            return 0
+            logger.warning("Redis scan of hot entries failed: %s", exc)
+            return []
 
     @classmethod
     def purge_many(cls, session_ids: Iterable[str]) -> int | None:
@@ -187,15 +149,77 @@ class SessionCache:
             logger.warning("Redis purge skipped for %d keys: %s", len(names), exc)
             return None
 
+    # -- writes --------------------------------------------------------------------------------
+    @classmethod
+    def set(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
+        """Write the whole entry (a snapshot of the committed row); False when Redis is away."""
+        # cache.set answers None when django-redis swallowed (and logged) an error.
+        stored = bool(
+            cache.set(entry_key(session_id), snapshot, timeout=cls.ttl_seconds())  # type: ignore[func-returns-value]
+        )
+        if not stored:
+            logger.warning("Redis write skipped for session %s", session_id)
+        return stored
 
-class EventStream:
-    """A session's live event stream: what the SSE endpoint follows."""
+    @classmethod
+    def add(cls, session_id: str, snapshot: dict[str, Any]) -> bool:
+        """Write the entry only when there is none, so a refill never overwrites a fresher one."""
+        return bool(cache.add(entry_key(session_id), snapshot, timeout=cls.ttl_seconds()))
 
-    @staticmethod
-    def append(
-        session_id: str, events: Iterable[dict[str, Any]], entry: dict[str, Any] | None = None
+    @classmethod
+    def refresh(cls, session_id: str) -> dict[str, Any] | None:
+        """Rewrite the entry from the row as PostgreSQL has it now; returns what was written.
+
+        A session PostgreSQL no longer has loses its keys instead.
+        """
+        session = DeliberationSession.objects.filter(pk=session_id).first()
+        if session is None:
+            cls.delete(session_id)
+            return None
+        snapshot = session_snapshot(session)
+        cls.set(session_id, snapshot)
+        return snapshot
+
+    @classmethod
+    def update_live(cls, session_id: str, fields: Mapping[str, Any]) -> bool:
+        """Overlay `fields` on the entry, atomically; nothing when there is no entry.
+
+        WATCH makes the write conditional on nobody having written the entry since it was read
+        (a status change, say): if somebody did, the overlay is applied to their entry instead.
+        """
+        key = raw_entry_key(session_id)
+        codec = caches["default"].client  # type: ignore[attr-defined]
+        try:
+            with redis_client().pipeline(transaction=True) as pipe:
+                for _ in range(UPDATE_ATTEMPTS):
+                    try:
+                        pipe.watch(key)
+                        raw = pipe.get(key)
+                        entry = codec.decode(raw) if raw is not None else None
+                        if not isinstance(entry, dict):
+                            pipe.unwatch()
+                            return False
+                        entry.update(fields)
+                        pipe.multi()
+                        pipe.set(key, codec.encode(entry), ex=cls.ttl_seconds())
+                        pipe.execute()
+                        return True
+                    except WatchError:
+                        continue
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis live update skipped for session %s: %s", session_id, exc)
+            return False
+        logger.warning("Redis live update for session %s gave way to other writers", session_id)
+        return False
+
+    @classmethod
+    def append_events(
+        cls,
+        session_id: str,
+        events: Iterable[dict[str, Any]],
+        entry: dict[str, Any] | None = None,
     ) -> None:
-        """Add events to the stream and, given `entry`, rewrite the hot entry after them.
+        """Add events to the session's stream and, given `entry`, rewrite the entry after them.
 
         Both go in one pipeline: a deliberation step costs one Redis round trip, not two.
         """
@@ -214,9 +238,13 @@ class EventStream:
                     approximate=True,
                 )
             if events:
-                pipe.expire(key, int(settings.SESSION_CACHE_TTL))
+                pipe.expire(key, cls.ttl_seconds())
             if entry is not None:
-                SessionCache.queue_set(pipe, session_id, entry)
+                pipe.set(
+                    raw_entry_key(session_id),
+                    caches["default"].client.encode(entry),  # type: ignore[attr-defined]
+                    ex=cls.ttl_seconds(),
+                )
             replies: list[Any] = pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
             stream_error = exc if events else None
@@ -231,3 +259,24 @@ class EventStream:
             )
         if entry_error is not None:
             logger.warning("Redis write skipped for session %s", session_id)
+
+    @classmethod
+    def delete(cls, session_id: str) -> None:
+        """Drop the entry and the stream (the session is gone from PostgreSQL)."""
+        cache.delete(entry_key(session_id))
+        try:
+            redis_client().delete(stream_key(session_id))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis delete skipped for session %s: %s", session_id, exc)
+
+    @classmethod
+    def purge(cls, session_id: str) -> int:
+        """Delete every Redis key of a session; returns how many went."""
+        keys = cls.keys_for(session_id)
+        if not keys:
+            return 0
+        try:
+            return int(redis_client().delete(*keys))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis purge failed for session %s: %s", session_id, exc)
+            return 0

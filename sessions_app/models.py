@@ -146,16 +146,11 @@ class DeliberationSession(models.Model):
     def __str__(self) -> str:
         return self.id
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
 
 class SessionCount(models.Model):
-    """How many sessions a user has in each status: the list's exact total without a scan.
+    """How many sessions a user had in each status when the changes were last folded in.
 
-    A PostgreSQL trigger on `sessions` (migration 0003) keeps it, in the same transaction as
-    every insert, delete and status change, whichever code path made it.
+    The list's exact total without a scan is this plus the user's SessionCountChange rows.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -170,6 +165,43 @@ class SessionCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}/{self.status}: {self.count}"
+
+
+class SessionCountChange(models.Model):
+    """How a user's count of sessions in a status changed on one database connection since the
+    last fold into SessionCount.
+
+    A PostgreSQL trigger on `sessions` (migrations 0003 and 0004) keeps it, in the same
+    transaction as every insert, delete and status change, whichever code path made it. Each
+    connection (`backend`, its server process id) updates its own row, and a connection runs one
+    transaction at a time: two creates of one user never wait for each other's commit, as they
+    did on the user's single counter row. `session_counts_fold` (run by the periodic repair)
+    moves the rows into SessionCount; until then there are at most a few per user and status.
+    """
+
+    # No foreign key: the trigger writes a change while a deleted user's sessions go, after
+    # Django has collected the rows that point at the user. Folding drops such orphans.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # the unique (user, status, backend) index serves
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
+    backend = models.IntegerField()
+    delta = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "session_count_changes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "status", "backend"], name="session_count_changes_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.status}@{self.backend}: {self.delta:+d}"
 
 
 class SessionEvent(models.Model):

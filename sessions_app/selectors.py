@@ -1,46 +1,24 @@
 """Reads from the session store: Redis when it has the answer, PostgreSQL always behind it."""
 
 import logging
-from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 
-from bo1site.db.prepared import execute_prepared
+from bo1site.db.prepared import Param, PreparedQuery
 
 from .cache import SessionCache
 from .cursors import InvalidCursor, Position, cursor_decode, cursor_encode, filter_fingerprint
-from .models import DeliberationSession, SessionCount, SessionEvent, Status
+from .models import DeliberationSession, SessionCount, SessionCountChange, SessionEvent, Status
 from .search import search_headline, search_is_empty, search_query, search_rank, snippet_html
 from .services import event_payload
-from .snapshots import merge_live, session_snapshot, session_summary
+from .snapshots import LIST_FIELDS, merge_live, session_snapshot, session_summary
 
 logger = logging.getLogger(__name__)
-
-LIST_FIELDS = (
-    "id",
-    "user_id",
-    "problem_statement",
-    "status",
-    "phase",
-    "round_number",
-    "total_cost",
-    "total_tokens",
-    "contribution_count",
-    "pause_reason",
-    "final_recommendation",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "last_activity_at",
-)
 
 
 class InvalidListQuery(ValueError):
@@ -72,6 +50,50 @@ def sessions_visible_to(user: User) -> QuerySet[DeliberationSession]:
     return DeliberationSession.objects.filter(user=user).exclude(status=Status.DELETED)
 
 
+def _list_page(user_id: Any, status: Any = None) -> QuerySet[DeliberationSession, Any]:
+    """The list's rows, newest first: the values of LIST_FIELDS (see snapshots.LIST_COLUMNS)."""
+    # served by the partial index sessions_user_recent (user, -created_at, -id; not deleted)
+    rows = DeliberationSession.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
+    if status is not None:
+        rows = rows.filter(status=status)
+    return rows.order_by("-created_at", "-id").values_list(*LIST_FIELDS)
+
+
+def _list_total(user_id: Any, status: Any = None) -> QuerySet[Any, Any]:
+    """The exact number of the list's rows: the per-status counters plus the per-connection
+    changes the trigger kept since the last fold (one query; at most two rows to add up)."""
+    parts = []
+    for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
+        rows = model.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
+        if status is not None:
+            rows = rows.filter(status=status)
+        parts.append(
+            rows.values("user_id").annotate(total=Sum(column)).values_list("total", flat=True)
+        )
+    return parts[0].union(parts[1], all=True)
+
+
+# The same two queries, compiled once (bo1site/db/prepared.py), with and without the status
+# filter. The page is never prepared on the server: its best plan depends on the user and offset.
+LIST_PAGE = {
+    False: PreparedQuery(
+        "bo1_list_page", lambda: _list_page(Param("user_id")), paginated=True, prepare=False
+    ),
+    True: PreparedQuery(
+        "bo1_list_page_by_status",
+        lambda: _list_page(Param("user_id"), Param("status")),
+        paginated=True,
+        prepare=False,
+    ),
+}
+LIST_TOTAL = {
+    False: PreparedQuery("bo1_list_count", lambda: _list_total(Param("user_id"))),
+    True: PreparedQuery(
+        "bo1_list_count_by_status", lambda: _list_total(Param("user_id"), Param("status"))
+    ),
+}
+
+
 def session_list_for_user(
     *,
     user: User,
@@ -89,19 +111,19 @@ def session_list_for_user(
     it must come from a list with the same filter. Raises InvalidListQuery for a cursor that
     is not, and for a `q` that holds no search term.
     """
-    rows: list[Any]
     fingerprint = filter_fingerprint(
         user=user.pk, status=status, q=q, after=created_after, before=created_before
     )
-    ranked = bool(q)
     position = None
     if cursor:
         try:
-            position = cursor_decode(cursor, fingerprint=fingerprint, ranked=ranked)
+            position = cursor_decode(cursor, fingerprint=fingerprint, ranked=bool(q))
         except InvalidCursor as exc:
             raise InvalidListQuery("cursor", str(exc)) from exc
+    rows: list[Any]
+    extra: list[tuple[float | None, str | None]]
     if q or position or created_after or created_before:
-        rows, total = _filtered_page(
+        rows, extra, total = _filtered_page(
             user, status, q, position, created_after, created_before, limit, offset
         )
         if q and total == 0 and search_is_empty(q):
@@ -109,19 +131,25 @@ def session_list_for_user(
                 "q", "This search holds no word to look for (only stop words or punctuation)."
             )
     else:
-        rows = _list_page(user.pk, status, limit + 1, offset)
-        total = _visible_count(user.pk, status) if rows or offset else 0
+        values = {"user_id": user.pk, "status": status, "limit": limit + 1, "offset": offset}
+        rows = LIST_PAGE[bool(status)].fetch(**values)
+        extra = [(None, None)] * len(rows)
+        total = sum(LIST_TOTAL[bool(status)].fetch(**values)) if rows or offset else 0
     has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, extra = rows[:limit], extra[:limit]
     next_cursor = None
     if has_more:
-        last = rows[-1]
+        last = dict(zip(LIST_FIELDS, rows[-1], strict=True))
         next_cursor = cursor_encode(
-            Position(last.created_at, last.id, getattr(last, "rank", None) if ranked else None),
+            Position(last["created_at"], last["id"], extra[-1][0] if q else None),
             fingerprint=fingerprint,
         )
-    hot = SessionCache.get_many(row.id for row in rows)
-    sessions = [merge_live(_summary(row), hot.get(row.id)) for row in rows]
+    summaries = [session_summary(row) for row in rows]
+    if q:
+        for summary, (_, headline) in zip(summaries, extra, strict=True):
+            summary["snippet"] = snippet_html(headline)
+    hot = SessionCache.get_many(summary["id"] for summary in summaries)
+    sessions = [merge_live(summary, hot.get(summary["id"])) for summary in summaries]
     logger.info("Loaded %d sessions from PostgreSQL for user %s", len(sessions), user.pk)
     return SessionPage(
         sessions=sessions,
@@ -133,13 +161,6 @@ def session_list_for_user(
     )
 
 
-def _summary(row: Any) -> dict[str, Any]:
-    summary = session_summary(row)
-    if hasattr(row, "headline"):
-        summary["snippet"] = snippet_html(row.headline)
-    return summary
-
-
 def _filtered_page(
     user: User,
     status: str | None,
@@ -149,8 +170,9 @@ def _filtered_page(
     created_before: datetime | None,
     limit: int,
     offset: int,
-) -> tuple[list[Any], int]:
-    """The page and the exact total of a list with a search, a date range or a cursor."""
+) -> tuple[list[Any], list[tuple[float | None, str | None]], int]:
+    """The rows (values of LIST_FIELDS), their (rank, headline) and the exact total of a list
+    with a search, a date range or a cursor."""
     matching = sessions_visible_to(user)
     if status:
         matching = matching.filter(status=status)
@@ -159,23 +181,32 @@ def _filtered_page(
     if created_before:
         matching = matching.filter(created_at__lt=created_before)
     order = ["-created_at", "-id"]
-    page = matching.only(*LIST_FIELDS)
+    page = matching
     if q:
         query = search_query(q)
         # served by the GIN index sessions_user_search on (user_id, search_vector)
         matching = matching.filter(search_vector=query)
-        page = matching.only(*LIST_FIELDS).annotate(rank=search_rank(query))
+        page = matching.annotate(rank=search_rank(query))
         order = ["-rank", *order]
     if position is not None:
         page = page.filter(_after(position))
         offset = 0
-    # The snippet is computed for the page's rows only: PostgreSQL evaluates a costly output
-    # column after the sort and the limit.
     if q:
+        # The snippet is computed for the page's rows only: PostgreSQL evaluates a costly
+        # output column after the sort and the limit.
         page = page.annotate(headline=search_headline(query))
-    rows = list(page.order_by(*order)[offset : offset + limit + 1])
+        fetched = list(
+            page.order_by(*order).values_list(*LIST_FIELDS, "rank", "headline")[
+                offset : offset + limit + 1
+            ]
+        )
+        rows = [row[: len(LIST_FIELDS)] for row in fetched]
+        extra = [(row[-2], row[-1]) for row in fetched]
+    else:
+        rows = list(page.order_by(*order).values_list(*LIST_FIELDS)[offset : offset + limit + 1])
+        extra = [(None, None)] * len(rows)
     total = matching.count() if rows or offset or position else 0
-    return rows, total
+    return rows, extra, total
 
 
 def _after(position: Position) -> Q:
@@ -194,48 +225,14 @@ def _after(position: Position) -> Q:
     return Q(rank__lt=position.rank) | (Q(rank=position.rank) & after)
 
 
-# The list without a search runs SQL written once from the model's metadata: composing the same
-# two queries through the ORM on every request costs several times the CPU PostgreSQL spends
-# answering them. Rows come back as named tuples carrying the attributes session_summary reads.
-ListRow = namedtuple("ListRow", LIST_FIELDS)  # type: ignore[misc]
-
-
-@cache
-def _list_sql(*, by_status: bool) -> dict[str, str]:
-    """The page query and the count query; identifiers come from the model, values are params."""
-    quote = connection.ops.quote_name
-    meta = DeliberationSession._meta
-    column_of = {field.attname: str(field.column) for field in meta.concrete_fields}
-    columns = ", ".join(quote(column_of[name]) for name in LIST_FIELDS)
-    # The predicate matches the partial index sessions_user_recent, which serves the page.
-    where = f"user_id = %s AND NOT (status = '{Status.DELETED}')"
-    if by_status:
-        where += " AND status = %s"
-    page = (
-        f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {where} "  # noqa: S608
-        "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
-    )
-    # The exact total, from the per-status counters a trigger keeps (SessionCount).
-    counts = quote(SessionCount._meta.db_table)
-    count = f"SELECT COALESCE(SUM(count), 0) FROM {counts} WHERE {where}"  # noqa: S608
-    return {"page": page, "count": count}
-
-
-def _run_list_query(kind: str, user_id: Any, status: str | None, *tail: int) -> list[tuple]:
-    """The list's `page` or `count` query, prepared once per connection (bo1_list_<kind>...)."""
-    sql = _list_sql(by_status=bool(status))[kind]
-    name = f"bo1_list_{kind}_by_status" if status else f"bo1_list_{kind}"
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, name, sql, [user_id, *([status] if status else []), *tail])
-        return cursor.fetchall()
-
-
-def _list_page(user_id: Any, status: str | None, limit: int, offset: int) -> list[Any]:
-    return [ListRow(*values) for values in _run_list_query("page", user_id, status, limit, offset)]
-
-
-def _visible_count(user_id: Any, status: str | None) -> int:
-    return int(_run_list_query("count", user_id, status)[0][0])
+def session_counts_for_user(*, user: User) -> dict[str, int]:
+    """How many sessions the user has in each status (deleted ones too), as the list counts."""
+    counts: dict[str, int] = {}
+    for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
+        rows = model.objects.filter(user=user).values("status").annotate(n=Sum(column))
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + int(row["n"])
+    return {status: n for status, n in counts.items() if n}
 
 
 def session_detail_for_user(*, user: User, session_id: str) -> dict[str, Any] | None:

@@ -2,18 +2,17 @@
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from bo1site.db.prepared import execute_prepared
+from bo1site.db.prepared import Param, PreparedInsert, PreparedQuery
 
-from .cache import EventStream, SessionCache
+from .cache import SessionCache
 from .models import FINISHED_STATUSES, DeliberationSession, PauseReason, SessionEvent, Status
 from .signals import session_status_changed
 from .snapshots import session_snapshot
@@ -91,6 +90,10 @@ class NewEvent:
     idempotency_key: str | None = None
 
 
+# The INSERT of a new session, compiled once and prepared per connection (bo1site/db/prepared.py).
+SESSION_INSERT = PreparedInsert("bo1_session_insert", DeliberationSession)
+
+
 def session_create(
     *,
     user: User,
@@ -122,7 +125,7 @@ def session_create(
     in_transaction = transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            session.save(force_insert=True)
+            SESSION_INSERT.insert(session)
     except IntegrityError:
         if idempotency_key:  # a concurrent retry won the race: answer with its session
             return DeliberationSession.objects.get(
@@ -190,7 +193,7 @@ def _after_commit_publish(
     payload = [event_payload(row) for row in rows]
 
     def publish() -> None:
-        EventStream.append(session.id, payload, entry=snapshot)
+        SessionCache.append_events(session.id, payload, entry=snapshot)
 
     transaction.on_commit(publish)
 
@@ -263,50 +266,26 @@ def session_transition(
     return session
 
 
-@dataclass(frozen=True)
-class _RowRead:
-    """A prepared single-row read: its SQL, the attribute names it reads, their converters."""
-
-    sql: str
-    names: list[str]
-    converters: list[tuple[int, Callable[..., Any], Any]]
-
-
-@cache
-def _progress_lock_read() -> _RowRead:
-    """`SELECT ... FOR UPDATE` of one session without its engine checkpoint.
-
-    The checkpoint grows with the transcript and is only ever written by a progress update,
-    never read, so it stays out of the locked read. The statement is written once from the
-    model's metadata and prepared once per connection: composing it through the ORM on every
-    step cost more CPU than PostgreSQL spends answering it.
-    """
-    quote = connection.ops.quote_name
-    meta = DeliberationSession._meta
-    fields = [f for f in meta.concrete_fields if f.attname != "checkpoint"]
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    pk = quote(str(meta.pk.column))  # type: ignore[union-attr]
-    sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {pk} = %s FOR UPDATE"  # noqa: S608
-    converters = [
-        (index, converter, f.get_col(meta.db_table))
-        for index, f in enumerate(fields)
-        for converter in f.get_db_converters(connection)
-    ]
-    return _RowRead(sql, [f.attname for f in fields], converters)
+# Each engine step locks its session's row. The checkpoint grows with the transcript and is
+# only ever written by a progress update, never read, so it stays out of the locked read; the
+# query is compiled once (bo1site/db/prepared.py): building it through the ORM on every step
+# cost more CPU than PostgreSQL spends answering it.
+PROGRESS_LOCK = PreparedQuery(
+    "bo1_session_lock",
+    lambda: (
+        DeliberationSession.objects.select_for_update()
+        .defer("checkpoint")
+        .filter(pk=Param("session_id"))
+    ),
+)
 
 
 def _lock_for_progress(session_id: str) -> DeliberationSession:
-    """The session's row, locked until the transaction ends (the ORM's from_db builds it)."""
-    read = _progress_lock_read()
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, "bo1_session_lock", read.sql, [session_id])
-        row = cursor.fetchone()
-    if row is None:
+    """The session's row, locked until the transaction ends."""
+    session = PROGRESS_LOCK.first(session_id=session_id)
+    if session is None:
         raise SessionNotFound(session_id)
-    values = list(row)
-    for index, converter, expression in read.converters:
-        values[index] = converter(values[index], expression, connection)
-    return DeliberationSession.from_db(connection.alias, read.names, values)
+    return session
 
 
 def session_record_progress(
@@ -358,13 +337,18 @@ def session_soft_delete(*, session_id: str) -> DeliberationSession:
 
 def session_cache_refresh(*, session_id: str) -> dict[str, Any] | None:
     """Rewrite a session's hot entry from PostgreSQL; returns the snapshot written."""
-    session = DeliberationSession.objects.filter(pk=session_id).first()
-    if session is None:
-        SessionCache.delete(session_id)
-        return None
-    snapshot = session_snapshot(session)
-    SessionCache.set(session_id, snapshot)
-    return snapshot
+    return SessionCache.refresh(session_id)
+
+
+def session_counts_fold() -> int:
+    """Fold the per-connection count changes into the per-user counters; returns the rows moved.
+
+    The list's total is exact with or without it; folding keeps the changes few, so the count
+    stays a handful of rows. The periodic repair runs it.
+    """
+    with connection.cursor() as cursor:
+        cursor.callproc("session_counts_fold")
+        return int(cursor.fetchone()[0])
 
 
 def session_purge(*, session_id: str) -> None:

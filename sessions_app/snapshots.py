@@ -1,27 +1,12 @@
 """The JSON shape of a session, shared by the Redis hot entry and the API."""
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from .models import DeliberationSession
 
-SUMMARY_FIELDS = (
-    "id",
-    "status",
-    "phase",
-    "round_number",
-    "total_cost",
-    "total_tokens",
-    "contributions",
-    "pause_reason",
-    "final_recommendation",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "last_activity_at",
-)
 # The fields a hot entry may carry more recently than the row it was read with.
 LIVE_FIELDS = (
     "status",
@@ -46,6 +31,44 @@ def _iso(value: datetime | None) -> str | None:
 def _money(value: Any) -> str:
     # Six places always, so a new session's "0" and a reloaded "0.000000" read the same.
     return str(Decimal(value).quantize(COST_QUANTUM))
+
+
+def _preview(text: str) -> str:
+    return text[:PROBLEM_PREVIEW_CHARS]
+
+
+def _or_none(value: Any) -> Any:
+    return value or None
+
+
+# One row of the list: (key in the API, the model field it shows, how it is shown; None: as it
+# is). The list's query reads exactly these fields, so a new column of the list is one line here.
+LIST_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any] | None], ...] = (
+    ("id", "id", None),
+    ("problem_statement", "problem_statement", _preview),
+    ("status", "status", None),
+    ("phase", "phase", None),
+    ("round_number", "round_number", None),
+    ("total_cost", "total_cost", _money),
+    ("total_tokens", "total_tokens", None),
+    ("contributions", "contribution_count", None),
+    ("pause_reason", "pause_reason", _or_none),
+    ("final_recommendation", "final_recommendation", _or_none),
+    ("created_at", "created_at", _iso),
+    ("updated_at", "updated_at", _iso),
+    ("started_at", "started_at", _iso),
+    ("completed_at", "completed_at", _iso),
+    ("last_activity_at", "last_activity_at", _iso),
+)
+LIST_FIELDS = tuple(field for _, field, _ in LIST_COLUMNS)
+
+
+def session_summary(row: Sequence[Any]) -> dict[str, Any]:
+    """One row of the list from the values of LIST_FIELDS, in order (built for every row shown)."""
+    return {
+        key: show(value) if show else value
+        for (key, _, show), value in zip(LIST_COLUMNS, row, strict=True)
+    }
 
 
 def session_snapshot(session: DeliberationSession) -> dict[str, Any]:
@@ -76,30 +99,6 @@ def session_snapshot(session: DeliberationSession) -> dict[str, Any]:
         "started_at": _iso(session.started_at),
         "completed_at": _iso(session.completed_at),
         "last_activity_at": _iso(session.last_activity_at),
-    }
-
-
-def session_summary(session: DeliberationSession) -> dict[str, Any]:
-    """One row of the dashboard list (built for every row of every page, so kept lean)."""
-    created, updated = session.created_at, session.updated_at
-    started, completed = session.started_at, session.completed_at
-    active = session.last_activity_at
-    return {
-        "id": session.id,
-        "problem_statement": session.problem_statement[:PROBLEM_PREVIEW_CHARS],
-        "status": session.status,
-        "phase": session.phase,
-        "round_number": session.round_number,
-        "total_cost": _money(session.total_cost),
-        "total_tokens": session.total_tokens,
-        "contributions": session.contribution_count,
-        "pause_reason": session.pause_reason or None,
-        "final_recommendation": session.final_recommendation or None,
-        "created_at": created.isoformat() if created else None,
-        "updated_at": updated.isoformat() if updated else None,
-        "started_at": started.isoformat() if started else None,
-        "completed_at": completed.isoformat() if completed else None,
-        "last_activity_at": active.isoformat() if active else None,
     }
 
 

@@ -27,10 +27,12 @@ WHERE user_id = %s AND NOT (status = 'deleted')
 ORDER BY created_at DESC, id DESC
 LIMIT %s OFFSET %s
 """
-# The same exact total the API reads: the per-status counters (sessions_app.SessionCount).
+# The same exact total the API reads: the per-status counters (sessions_app.SessionCount) and
+# the changes appended since they were folded (SessionCountChange).
 COUNT_SQL = (
-    "SELECT COALESCE(SUM(count), 0) FROM session_counts"
-    " WHERE user_id = %s AND NOT (status = 'deleted')"
+    "SELECT SUM(count) FROM session_counts WHERE user_id = %s AND NOT (status = 'deleted')"
+    " GROUP BY user_id UNION ALL SELECT SUM(delta) FROM session_count_changes"
+    " WHERE user_id = %s AND NOT (status = 'deleted') GROUP BY user_id"
 )
 LIVE_FIELDS = ("status", "phase", "round_number", "total_cost", "total_tokens", "updated_at")
 QUANTUM = Decimal("0.000001")
@@ -87,8 +89,8 @@ def list_sessions(user_id: int, limit: int, offset: int) -> dict[str, Any]:
     with _db().cursor() as cursor:
         cursor.execute(PAGE_SQL, [user_id, limit, offset])
         rows = [_row(r) for r in cursor.fetchall()]
-        cursor.execute(COUNT_SQL, [user_id])
-        total = int(cursor.fetchone()[0])
+        cursor.execute(COUNT_SQL, [user_id, user_id])
+        total = sum(int(n) for (n,) in cursor.fetchall())
     if rows:
         found = _redis.mget([f"bo1:1:session:{r['id']}" for r in rows])
         for row, raw in zip(rows, found, strict=True):

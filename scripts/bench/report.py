@@ -210,7 +210,26 @@ def _http_budgets(results: dict[str, Any]) -> list[Budget]:
         paced = create["paced"]
         name = f"create p50 at {paced['rate']:.0f} req/s"
         rows.append((name, "<= 5 ms", _ms(paced["p50"]), paced["p50"] <= 5))
+    if lst and create:
+        rows += _create_cost_budgets(lst, create)
     return rows
+
+
+def _server_cpu(measured: dict[str, Any]) -> float | None:
+    """Web + PostgreSQL CPU per request in the unpaced run, in ms."""
+    if not measured.get("cpu_ms_per_request"):
+        return None
+    return float(measured["cpu_ms_per_request"] + (measured.get("db_cpu_ms_per_request") or 0))
+
+
+def _create_cost_budgets(lst: dict[str, Any], create: dict[str, Any]) -> list[Budget]:
+    list_cpu, create_cpu = _server_cpu(lst), _server_cpu(create)
+    if list_cpu is None or create_cpu is None:
+        return []
+    ratio = create_cpu / list_cpu
+    name = "create vs list page: server CPU (web + PostgreSQL) per request, unpaced"
+    figure = f"{create_cpu:.2f} / {list_cpu:.2f} ms = {ratio:.2f}x"
+    return [(name, "<= 0.6x", figure, ratio <= 0.6)]
 
 
 def _stream_budgets(streams: dict[str, Any]) -> list[Budget]:

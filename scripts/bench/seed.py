@@ -317,6 +317,7 @@ def _recount_sessions(cursor: Any) -> None:
     """The per-user counters the disabled trigger would have kept, in one pass."""
     cursor.execute("SELECT to_regclass('session_counts') IS NOT NULL")
     if cursor.fetchone()[0]:
+        cursor.execute("DELETE FROM session_count_changes")
         cursor.execute("DELETE FROM session_counts")
         cursor.execute(
             "INSERT INTO session_counts (user_id, status, count)"
@@ -405,11 +406,12 @@ def reset_run_data(conn: Any) -> None:
     if deleted:
         # Vacuum what the deletes (and the earlier run's writes) left dead, as autovacuum would:
         # the machine's PostgreSQL may run without it (this one has autovacuum = off), and runs
-        # must not drift as dead rows pile up. session_counts gets one dead row version per
-        # session created or deleted, from its trigger.
+        # must not drift as dead rows pile up. The count trigger appends a change per session
+        # created or deleted: they are folded into session_counts first, as the repair would.
         conn.autocommit = True
         with conn.cursor() as cursor:
-            for table in ("sessions", "session_events", "session_counts"):
+            cursor.execute("SELECT session_counts_fold()")
+            for table in ("sessions", "session_events", "session_counts", "session_count_changes"):
                 cursor.execute(f"VACUUM (ANALYZE) {table}")
         conn.autocommit = False
 

@@ -1,7 +1,8 @@
 """Per-user rate limits on the calls that cost something (create, start), counted in Redis.
 
-Each user has one counter per scope and fixed window (`bo1:throttle:<scope>:<user>:<window>`),
-raised with an atomic INCR and expiring with its window, so every web process shares the count.
+Each user has one counter per scope and fixed window (`bo1:throttle:<scope>:<user>:<window>`,
+named in sessions_app/redis_keys.py), raised with an atomic INCR and expiring with its window,
+so every web process shares the count.
 Rates come from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (env BO1_THROTTLE_CREATE and
 BO1_THROTTLE_START), in DRF's "<count>/<period>" form; an empty rate switches a limit off.
 When Redis cannot be reached the request goes through and the skipped check is logged: a cache
@@ -20,6 +21,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from ..cache import REDIS_ERRORS, redis_client
+from ..redis_keys import throttle_key
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +32,6 @@ def parse_rate(rate: str) -> tuple[int, int]:
     """'60/min' -> (60, 60): requests allowed, and the window in seconds."""
     count, _, period = rate.partition("/")
     return int(count), PERIODS[period.strip()[0].lower()]
-
-
-def throttle_key(scope: str, ident: str, window: int) -> str:
-    return f"bo1:throttle:{scope}:{ident}:{window}"
 
 
 def rate_for(scope: str) -> str | None:

@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from sessions_app.accounts import account_export_chunks, account_purge
-from sessions_app.cache import EventStream, SessionCache
+from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, SessionCount, SessionEvent, Status
 from tests.conftest import token_client
 from tests.factories import SessionFactory
@@ -177,7 +177,7 @@ def test_deleting_the_account_removes_sessions_events_tokens_and_redis_keys(
     running = SessionFactory(user=user, status=Status.RUNNING)
     for session in [*sessions, running]:
         SessionCache.set(session.id, {"id": session.id})
-        EventStream.append(session.id, [{"sequence": 1, "event_type": "x"}])
+        SessionCache.append_events(session.id, [{"sequence": 1, "event_type": "x"}])
     theirs = SessionFactory(user=other_user)
 
     with django_capture_on_commit_callbacks(execute=True):

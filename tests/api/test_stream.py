@@ -22,7 +22,7 @@ from django.urls import resolve
 from rest_framework.authtoken.models import Token
 
 from sessions_app import services
-from sessions_app.cache import EventStream, SessionCache, stream_key
+from sessions_app.cache import SessionCache, stream_key
 from sessions_app.models import DeliberationSession, Status
 from sessions_app.services import NewEvent
 from tests.factories import SessionFactory
@@ -415,7 +415,7 @@ def test_an_event_missing_from_redis_is_read_from_postgresql(running, auth):
     record(running.id, contribution(1))
 
     def record_without_redis(session_id: str, event: NewEvent) -> None:
-        with mock.patch.object(EventStream, "append"):
+        with mock.patch.object(SessionCache, "append_events"):
             record(session_id, event)
 
     async def scenario():
@@ -449,7 +449,7 @@ def test_the_keepalive_check_delivers_a_final_event_missing_from_redis(running, 
     settings.BO1_STREAM_KEEPALIVE_SECONDS = 0.3
 
     def finish_without_redis(session_id: str) -> None:
-        with mock.patch.object(EventStream, "append"):
+        with mock.patch.object(SessionCache, "append_events"):
             finish(session_id)
 
     async def scenario():

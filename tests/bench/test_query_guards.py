@@ -171,6 +171,19 @@ def statement(queries, name):
     return next(q for q in queries if q.startswith(f"EXECUTE {name}("))
 
 
+def page_query(queries):
+    """The list's page query as it ran: EXPLAIN of it shows the plan PostgreSQL used.
+
+    It is plain SQL with its values (never prepared: see bo1site/db/prepared.py); a prepared
+    page would show up as `EXECUTE bo1_list_page...(...)`, whose EXPLAIN shows the cached plan.
+    """
+    return next(
+        q
+        for q in queries
+        if q.startswith("EXECUTE bo1_list_page") or (q.startswith("SELECT") and '"sessions"' in q)
+    )
+
+
 def plan_nodes(sql):
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
@@ -190,11 +203,11 @@ def scans_on(nodes, table):
 
 def test_list_page_reads_the_user_recent_index(seeded_table):
     client = token_client(seeded_table)
-    # From its sixth run PostgreSQL may switch a prepared statement to a generic plan: that
-    # plan must use the index too.
+    # Six runs: were the page prepared, PostgreSQL could switch it to a generic plan from its
+    # sixth run (see the test below).
     for _ in range(6):
         queries = list_queries(client, f"{SESSIONS}?limit=20")
-    scans = scans_on(plan_nodes(statement(queries, "bo1_list_page")), "sessions")
+    scans = scans_on(plan_nodes(page_query(queries)), "sessions")
     assert scans in (
         [("Index Scan", "sessions_user_recent")],
         [("Index Only Scan", "sessions_user_recent")],
@@ -204,7 +217,7 @@ def test_list_page_reads_the_user_recent_index(seeded_table):
 def test_list_page_deep_offset_never_scans_the_table(seeded_table):
     client = token_client(seeded_table)
     queries = list_queries(client, f"{SESSIONS}?limit=20&offset=300")
-    scans = scans_on(plan_nodes(statement(queries, "bo1_list_page")), "sessions")
+    scans = scans_on(plan_nodes(page_query(queries)), "sessions")
     assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
 
 
@@ -212,7 +225,7 @@ def test_list_filtered_by_status_uses_an_index(seeded_table):
     client = token_client(seeded_table)
     for _ in range(6):
         queries = list_queries(client, f"{SESSIONS}?status=failed")
-    scans = scans_on(plan_nodes(statement(queries, "bo1_list_page_by_status")), "sessions")
+    scans = scans_on(plan_nodes(page_query(queries)), "sessions")
     assert scans and all(kind in ("Index Scan", "Index Only Scan") for kind, _ in scans), scans
 
 
@@ -224,3 +237,68 @@ def test_list_total_reads_the_counters_not_the_sessions(seeded_table):
     response = client.get(f"{SESSIONS}?limit=1")
     visible = DeliberationSession.objects.filter(user=seeded_table).exclude(status=Status.DELETED)
     assert response.json()["total"] == visible.count() > 300
+
+
+# --- no plan switch slows a small user ---------------------------------------------------------
+
+# The shape measured in issue 14: 20 users with 1,000 sessions each, interleaved in time, half of
+# them completed with a long synthesis; and one user with a single session.
+ISSUE_SEED_SQL = """
+INSERT INTO sessions (
+    id, user_id, problem_statement, problem_context, max_rounds, status, status_changed_at,
+    pause_reason, phase, round_number, personas, contribution_count, clarification_question,
+    total_cost, total_tokens, costs_by_phase, synthesis_text, final_recommendation,
+    last_sequence, created_at, updated_at
+)
+SELECT 'bo1_' || gen_random_uuid(), (%(users)s::int[])[1 + n %% 20],
+       'Should we expand the business in year ' || n || '?', '{}', 6,
+       CASE WHEN (n / 20) %% 2 = 0 THEN 'completed' ELSE 'created' END,
+       now(), '', 'complete', 0, '[]', 0, '', 0, 0, '{}',
+       CASE WHEN (n / 20) %% 2 = 0 THEN repeat('A long synthesis. ', 85) ELSE '' END, '', 0,
+       timestamp '2025-06-01' + n * interval '1 minute', now()
+FROM generate_series(0, 19999) AS n
+"""
+
+
+def small_user_page_plan(client):
+    """The scans of the one-session user's list page, as PostgreSQL plans it on this connection."""
+    queries = list_queries(client, f"{SESSIONS}?limit=20")
+    return scans_on(plan_nodes(page_query(queries)), "sessions")
+
+
+def generic_plans_reading_sessions():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, generic_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE '%%\"sessions\"%%' AND generic_plans > 0"
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_many_deep_pages_a_user_with_one_session_lists_on_the_plan_of_a_fresh_connection():
+    big = [UserFactory(username=f"history_{n}") for n in range(20)]
+    small = UserFactory(username="newcomer")
+    with connection.cursor() as cursor:
+        cursor.execute(ISSUE_SEED_SQL, {"users": [u.pk for u in big]})
+        cursor.execute("VACUUM ANALYZE sessions")
+        cursor.execute("ANALYZE session_counts")
+    SessionFactory(user=small)
+    small_client, big_client = token_client(small), token_client(big[0])
+
+    connection.close()  # a fresh connection: what a newly started server has
+    fresh = small_user_page_plan(small_client)
+    # An index led by user_id finds the one row (sessions_user_recent, or the foreign key's).
+    assert fresh and all(
+        kind in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan")
+        and (index or "sessions_user").startswith("sessions_user")
+        for kind, index in fresh
+    ), fresh
+
+    # Many deep pages of a large history on the same connection (enough for PostgreSQL to
+    # switch a prepared statement to its generic plan, which walks sessions_created).
+    for offset in range(900, 980, 4):
+        page = big_client.get(f"{SESSIONS}?limit=20&offset={offset}").json()
+        assert len(page["sessions"]) == 20 and page["total"] == 1000
+    assert small_user_page_plan(small_client) == fresh
+    assert generic_plans_reading_sessions() == []

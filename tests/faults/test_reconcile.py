@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from deliberation.lease import Lease
 from deliberation.outbox import OutboxOp, outbox_key
-from deliberation.reaper import ReaperThread
+from deliberation.reconcile import ReconcileThread
 from sessions_app.cache import SessionCache, entry_key
-from sessions_app.models import DeliberationSession, SessionEvent, Status
+from sessions_app.models import DeliberationSession, SessionCountChange, SessionEvent, Status
+from sessions_app.selectors import session_counts_for_user
 from sessions_app.services import NewEvent, session_cache_refresh, session_transition
 from sessions_app.snapshots import session_snapshot
 from tests.deliberation.test_worker import wait_until
@@ -188,8 +189,8 @@ def test_the_same_repair_runs_periodically_in_every_worker(user, direct_redis, s
     settings.BO1_REAPER_INTERVAL = 1
     session = running_session(user, idle_for=timedelta(seconds=0))
     keep_writes(direct_redis, session.id, count=2)
-    reaper = ReaperThread()
-    reaper.start()
+    repair = ReconcileThread()
+    repair.start()
     try:
         wait_until(
             lambda: SessionEvent.objects.filter(session=session).count() == 2,
@@ -197,7 +198,18 @@ def test_the_same_repair_runs_periodically_in_every_worker(user, direct_redis, s
             what="kept writes applied by the periodic pass",
         )
     finally:
-        reaper.stopping.set()
-        reaper.join(timeout=5)
+        repair.stopping.set()
+        repair.join(timeout=5)
     assert not direct_redis.exists(outbox_key(session.id))
-    assert not reaper.is_alive()
+    assert not repair.is_alive()
+
+
+def test_reconcile_folds_the_count_changes_into_the_counters_and_a_dry_run_does_not(user):
+    sessions = [SessionFactory(user=user) for _ in range(3)]
+    session_transition(session_id=sessions[0].id, to=Status.QUEUED)
+    before = session_counts_for_user(user=user)
+    call_command("reconcile_sessions", "--dry-run", stdout=StringIO())
+    assert SessionCountChange.objects.count() == 2  # created and queued, on this connection
+    call_command("reconcile_sessions", stdout=StringIO())
+    assert not SessionCountChange.objects.exists()
+    assert session_counts_for_user(user=user) == before == {"created": 2, "queued": 1}

@@ -6,8 +6,9 @@ import logging
 import pytest
 import redis
 from django.conf import settings
+from django.core.cache import caches
 
-from sessions_app.cache import EventStream, SessionCache, entry_key, stream_key
+from sessions_app.cache import SessionCache, entry_key, stream_key
 from sessions_app.models import DeliberationSession, Status
 from sessions_app.selectors import session_detail_for_user, session_list_for_user
 from sessions_app.services import (
@@ -56,7 +57,7 @@ def test_every_key_of_a_session_names_it_expires_and_holds_plain_json(
 
 def test_the_event_stream_carries_each_event_as_json_under_its_sequence(user, clean_redis):
     session = SessionFactory(user=user)
-    EventStream.append(
+    SessionCache.append_events(
         session.id,
         [{"sequence": 1, "event_type": "session_started", "data": {}, "created_at": "x"}],
     )
@@ -82,7 +83,7 @@ def test_purge_deletes_every_key_of_the_session_and_only_those(user, clean_redis
     mine, other = SessionFactory(user=user), SessionFactory(user=user)
     for session in (mine, other):
         SessionCache.set(session.id, {"id": session.id})
-        EventStream.append(session.id, [{"sequence": 1}])
+        SessionCache.append_events(session.id, [{"sequence": 1}])
     assert SessionCache.purge(mine.id) == 2
     assert SessionCache.keys_for(mine.id) == []
     assert len(SessionCache.keys_for(other.id)) == 2
@@ -134,8 +135,10 @@ def test_with_redis_down_every_cache_helper_answers_instead_of_raising(user, red
     assert SessionCache.ttl("bo1_x") is None
     assert SessionCache.keys_for("bo1_x") == []
     assert SessionCache.purge("bo1_x") == 0
+    assert SessionCache.update_live("bo1_x", {"a": 2}) is False
+    assert SessionCache.hot_session_ids() == []
     SessionCache.delete("bo1_x")
-    EventStream.append("bo1_x", [{"sequence": 1}])
+    SessionCache.append_events("bo1_x", [{"sequence": 1}])
 
 
 def test_with_redis_down_the_api_still_creates_lists_and_shows_sessions(
@@ -164,7 +167,9 @@ def test_a_step_writes_its_events_and_its_entry_in_one_round_trip(user, clean_re
 
     calls_before = clean_redis.info("commandstats")
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
-    EventStream.append(session.id, [{"sequence": 1}, {"sequence": 2}], entry={"id": session.id})
+    SessionCache.append_events(
+        session.id, [{"sequence": 1}, {"sequence": 2}], entry={"id": session.id}
+    )
     monkeypatch.undo()
     calls = clean_redis.info("commandstats")
     assert len(sends) == 1  # one write to Redis, then one read of the replies
@@ -182,12 +187,60 @@ def test_a_step_writes_its_events_and_its_entry_in_one_round_trip(user, clean_re
 
 def test_an_entry_without_events_leaves_the_stream_alone(user, clean_redis):
     session = SessionFactory(user=user)
-    EventStream.append(session.id, [], entry={"id": session.id, "status": "running"})
+    SessionCache.append_events(session.id, [], entry={"id": session.id, "status": "running"})
     assert SessionCache.get(session.id)["status"] == "running"
     assert not clean_redis.exists(stream_key(session.id))
 
 
 def test_with_redis_down_a_step_logs_both_skipped_writes(user, redis_down, caplog):
-    EventStream.append("bo1_x", [{"sequence": 1}], entry={"id": "bo1_x"})
+    SessionCache.append_events("bo1_x", [{"sequence": 1}], entry={"id": "bo1_x"})
     assert "Redis stream write skipped for session bo1_x" in caplog.text
     assert "Redis write skipped for session bo1_x" in caplog.text
+
+
+# --- the worker's live progress while PostgreSQL lags ---------------------------------------------
+
+
+def test_live_progress_overlays_its_fields_and_keeps_the_rest(user):
+    session = SessionFactory(user=user, status=Status.RUNNING)
+    SessionCache.set(session.id, {"id": session.id, "status": "running", "round_number": 1})
+    assert SessionCache.update_live(session.id, {"round_number": 2, "contributions": 5})
+    assert SessionCache.get(session.id) == {
+        "id": session.id,
+        "status": "running",
+        "round_number": 2,
+        "contributions": 5,
+    }
+    assert 0 < SessionCache.ttl(session.id) <= settings.SESSION_CACHE_TTL
+
+
+def test_live_progress_writes_nothing_when_there_is_no_entry(user, clean_redis):
+    assert SessionCache.update_live("bo1_missing", {"round_number": 2}) is False
+    assert clean_redis.keys("*") == []
+
+
+def test_live_progress_never_undoes_a_write_made_between_its_read_and_its_write(user, monkeypatch):
+    """A status change lands while the worker's update is in flight: both survive."""
+    session = SessionFactory(user=user, status=Status.RUNNING)
+    SessionCache.set(session.id, {"id": session.id, "status": "running", "round_number": 1})
+    codec = caches["default"].client
+    decode = codec.decode
+    raced = []
+
+    def decode_then_someone_pauses(value):
+        entry = decode(value)
+        if not raced:  # another process writes the entry right after our read
+            raced.append(True)
+            SessionCache.set(session.id, {**entry, "status": "paused"})
+        return entry
+
+    monkeypatch.setattr(codec, "decode", decode_then_someone_pauses)
+    assert SessionCache.update_live(session.id, {"round_number": 2})
+    monkeypatch.undo()
+    entry = SessionCache.get(session.id)
+    assert (entry["status"], entry["round_number"]) == ("paused", 2)
+
+
+def test_with_redis_down_live_progress_is_skipped_and_logged(redis_down, caplog):
+    assert SessionCache.update_live("bo1_x", {"round_number": 2}) is False
+    assert "Redis live update skipped for session bo1_x" in caplog.text

@@ -11,12 +11,13 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from deliberation.lease import lease_key
-from deliberation.outbox import OutboxOp, outbox_key
-from deliberation.reaper import RETENTION_JOB, run_retention_job
-from sessions_app.cache import EventStream, SessionCache, job_claim_key, redis_client
-from sessions_app.models import DeliberationSession, SessionCount, SessionEvent, Status
+from deliberation.outbox import OutboxOp
+from deliberation.retention_job import RETENTION_JOB, run_retention_job
+from sessions_app.cache import SessionCache, redis_client
+from sessions_app.models import DeliberationSession, SessionEvent, Status
+from sessions_app.redis_keys import job_claim_key, lease_key, outbox_key
 from sessions_app.retention import sessions_purge_expired
+from sessions_app.selectors import session_counts_for_user
 from sessions_app.services import NewEvent
 from tests.factories import SessionFactory
 
@@ -36,7 +37,9 @@ def aged(user, *, days: int, status: str = Status.COMPLETED, **fields) -> Delibe
         for n in (1, 2)
     ]
     SessionCache.set(session.id, {"id": session.id, "status": status})
-    EventStream.append(session.id, [{"sequence": e.sequence, "event_type": "x"} for e in events])
+    SessionCache.append_events(
+        session.id, [{"sequence": e.sequence, "event_type": "x"} for e in events]
+    )
     return session
 
 
@@ -110,8 +113,7 @@ def test_the_purge_works_in_small_batches_and_keeps_the_counts_right(user, polic
     report = sessions_purge_expired(now=NOW, batch_size=3)
     assert report.expired == 7
     assert not DeliberationSession.objects.filter(pk__in=[s.id for s in doomed]).exists()
-    counts = dict(SessionCount.objects.filter(user=user).values_list("status", "count"))
-    assert counts[Status.COMPLETED] == 1
+    assert session_counts_for_user(user=user) == {Status.COMPLETED: 1}
     assert DeliberationSession.objects.get().id == kept.id
 
 
@@ -191,7 +193,7 @@ def test_the_admin_places_and_releases_a_legal_hold_recording_who_and_when(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_workers_retention_thread_runs_the_job(user, policy):
-    from deliberation.reaper import RetentionThread
+    from deliberation.retention_job import RetentionThread
 
     policy.BO1_PURGE_INTERVAL = 1
     session = aged(user, days=400)

@@ -1,19 +1,27 @@
-"""The per-user, per-status counters behind the list's exact total, kept by a database trigger."""
+"""The per-user, per-status counts behind the list's exact total, kept by a database trigger."""
+
+import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 
-from sessions_app.models import DeliberationSession, SessionCount, Status
-from sessions_app.selectors import session_list_for_user
-from sessions_app.services import session_create, session_soft_delete, session_transition
-from tests.factories import SessionFactory
+from sessions_app.models import DeliberationSession, SessionCount, SessionCountChange, Status
+from sessions_app.selectors import session_counts_for_user, session_list_for_user
+from sessions_app.services import (
+    session_counts_fold,
+    session_create,
+    session_soft_delete,
+    session_transition,
+)
+from tests.factories import SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def counters(user):
-    return {c.status: c.count for c in SessionCount.objects.filter(user=user) if c.count}
+    """What the list counts: the folded counters plus the changes appended since."""
+    return session_counts_for_user(user=user)
 
 
 def actual(user):
@@ -62,7 +70,7 @@ def test_truncating_sessions_empties_the_counters(user):
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred checks would block TRUNCATE
         cursor.execute("TRUNCATE sessions, session_events CASCADE")
-    assert not SessionCount.objects.exists()
+    assert not SessionCount.objects.exists() and not SessionCountChange.objects.exists()
 
 
 def test_list_total_comes_from_the_counters_and_hides_deleted(user):
@@ -73,3 +81,55 @@ def test_list_total_comes_from_the_counters_and_hides_deleted(user):
     assert (page.total, len(page.sessions), page.has_more) == (4, 2, True)
     assert session_list_for_user(user=user, status=Status.QUEUED).total == 1
     assert session_list_for_user(user=user, status=Status.DELETED).total == 0
+
+
+def test_folding_moves_the_changes_into_the_counters_and_keeps_every_total(user, other_user):
+    sessions = [SessionFactory(user=user) for _ in range(3)]
+    SessionFactory(user=other_user)
+    session_transition(session_id=sessions[0].id, to=Status.QUEUED)
+    before = (counters(user), counters(other_user))
+    assert (
+        session_counts_fold() == 3
+    )  # this connection's rows: alice created and queued, bob created
+    assert not SessionCountChange.objects.exists()
+    assert (counters(user), counters(other_user)) == before
+    assert counters(user) == {Status.CREATED: 2, Status.QUEUED: 1} == actual(user)
+    session_soft_delete(session_id=sessions[1].id)  # changes after a fold add up with it
+    assert counters(user) == {Status.CREATED: 1, Status.QUEUED: 1, Status.DELETED: 1}
+    assert session_list_for_user(user=user).total == 2
+
+
+def test_folding_drops_the_changes_of_a_user_who_is_gone(user):
+    gone = UserFactory(username="gone")
+    SessionFactory(user=gone)
+    gone.delete()
+    SessionFactory(user=user)
+    session_counts_fold()
+    assert not SessionCountChange.objects.exists()
+    assert list(SessionCount.objects.values_list("user_id", "count")) == [(user.pk, 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_of_one_user_do_not_wait_for_each_other(user):
+    """A create's transaction holds no lock another create of the same user needs."""
+    first_inserted, first_may_commit = threading.Event(), threading.Event()
+
+    def first_create():
+        with transaction.atomic():
+            session_create(user=user, problem_statement="Should we open a second office?")
+            first_inserted.set()
+            first_may_commit.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=first_create)
+    thread.start()
+    try:
+        assert first_inserted.wait(10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:  # waiting for the first would be an error
+                cursor.execute("SET LOCAL lock_timeout = '1s'")
+            session_create(user=user, problem_statement="Should we hire a second designer?")
+    finally:
+        first_may_commit.set()
+        thread.join(10)
+    assert counters(user) == {Status.CREATED: 2} == actual(user)

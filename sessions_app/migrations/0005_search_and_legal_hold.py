@@ -12,7 +12,7 @@ import sessions_app.search
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sessions_app", "0003_session_counts"),
+        ("sessions_app", "0004_session_count_changes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

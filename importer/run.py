@@ -1,0 +1,243 @@
+"""One import run: read both stores batch by batch, merge each session, write it, count."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import reset_queries
+
+from sessions_app.models import DeliberationSession, SessionEvent
+
+from .mapping import BrokenRecord, Merged, merge_events, merge_session, parse_time
+from .models import ImportedSession
+from .services import Prior, imported_session_write, user_for_email
+from .sources import PostgresSource, RedisSource, SessionSource, read_events, read_metadata
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+NEW = Prior(exists=False)
+
+
+@dataclass
+class Summary:
+    """What a run did; `as_dict` is the --json output."""
+
+    dry_run: bool = False
+    users_matched: int = 0
+    users_created: int = 0
+    sessions_imported: int = 0
+    sessions_updated: int = 0
+    sessions_unchanged: int = 0
+    events_imported: int = 0
+    votes_imported: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    unreadable_failed_events: int = 0
+    interrupted: bool = False
+
+    @property
+    def sessions_skipped(self) -> int:
+        return len(self.skipped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
+            "users": {"matched": self.users_matched, "created": self.users_created},
+            "sessions": {
+                "imported": self.sessions_imported,
+                "updated": self.sessions_updated,
+                "unchanged": self.sessions_unchanged,
+                "skipped": self.sessions_skipped,
+            },
+            "events_imported": self.events_imported,
+            "votes_imported": self.votes_imported,
+            "unreadable_failed_events": self.unreadable_failed_events,
+            "skipped": self.skipped,
+        }
+
+
+class Importer:
+    """Imports every session of the original service that either store holds."""
+
+    def __init__(
+        self,
+        *,
+        postgres: PostgresSource | None,
+        redis: RedisSource | None,
+        since: datetime | None = None,
+        dry_run: bool = False,
+        batch_size: int = BATCH,
+    ) -> None:
+        self.postgres, self.redis = postgres, redis
+        self.since, self.dry_run, self.batch_size = since, dry_run, batch_size
+        self.summary = Summary(dry_run=dry_run)
+        self._emails: dict[str, str] = postgres.user_emails() if postgres else {}
+        self._users: dict[str, Any] = {}  # source user id → our user (or None in a dry run)
+        self._queued: dict[str, list[Any]] = {}
+        if redis is not None:
+            self._queued, self.summary.unreadable_failed_events = redis.failed_events()
+
+    def total(self) -> int:
+        """How many sessions the run will look at (for the progress bar)."""
+        total = self.postgres.count_sessions(self.since) if self.postgres else 0
+        if self.redis is not None and self.postgres is None:
+            total += self.redis.count_sessions()
+        # With both stores, sessions only Redis holds are found as the run goes: the bar grows.
+        return total
+
+    def batches(self) -> Iterator[list[SessionSource]]:
+        """Sessions to import, a batch at a time: PostgreSQL's rows, then Redis-only ones."""
+        if self.postgres is not None:
+            for rows in self.postgres.session_batches(self.since, self.batch_size):
+                sources = {r["id"]: SessionSource(id=r["id"], row=r) for r in rows}
+                self._fill(sources)
+                yield list(sources.values())
+        if self.redis is not None:
+            for ids in self.redis.session_id_batches(self.batch_size):
+                if self.postgres is not None:
+                    in_table = self.postgres.updated_at(ids)
+                    # Rows the first pass already saw are done; with --since a row it filtered
+                    # out may still have newer live fields in Redis, so that one comes here.
+                    ids = [
+                        i
+                        for i in ids
+                        if i not in in_table
+                        or (self.since is not None and in_table[i] < self.since)
+                    ]
+                    if not ids:
+                        continue
+                    found = self.postgres.rows([i for i in ids if i in in_table])
+                else:
+                    found = {}
+                sources = {i: SessionSource(id=i, row=found.get(i)) for i in ids}
+                self._fill(sources)
+                if self.since is not None:
+                    sources = {i: s for i, s in sources.items() if self._recent(s)}
+                yield list(sources.values())
+
+    def _recent(self, source: SessionSource) -> bool:
+        """With --since: a session found through Redis counts when its metadata is that new."""
+        try:
+            meta = read_metadata(source)
+        except BrokenRecord:
+            return True  # let the import report it
+        try:
+            stamps = [parse_time((meta or {}).get(k)) for k in ("updated_at", "last_activity_at")]
+        except BrokenRecord:
+            return True
+        return any(t is not None and self.since is not None and t >= self.since for t in stamps)
+
+    def _fill(self, sources: dict[str, SessionSource]) -> None:
+        if self.postgres is not None:
+            self.postgres.fill(sources)
+        if self.redis is not None:
+            self.redis.fill(sources)
+        for sid, source in sources.items():
+            source.queued = self._queued.get(sid, [])
+
+    def merge(self, source: SessionSource) -> Merged:
+        """The session as we will keep it (raises BrokenRecord with the reason)."""
+        meta = read_metadata(source)
+        pg, history, failed = read_events(source, source.queued)
+        events = merge_events(pg, history, failed)
+        votes = [
+            {
+                "source_id": v["id"],
+                "sub_problem_index": v.get("sub_problem_index"),
+                "persona_code": v["persona_code"],
+                "persona_name": v.get("persona_name"),
+                "recommendation": v["recommendation"],
+                "reasoning": v.get("reasoning"),
+                "confidence": str(v["confidence"]) if v.get("confidence") is not None else None,
+                "conditions": v.get("conditions"),
+                "weight": str(v["weight"]) if v.get("weight") is not None else None,
+                "created_at": v["created_at"].isoformat(),
+            }
+            for v in source.votes
+        ]
+        return merge_session(source.id, row=source.row, meta=meta, events=events, votes=votes)
+
+    def _user(self, source_user_id: str) -> Any:
+        if source_user_id in self._users:
+            return self._users[source_user_id]
+        email = self._emails.get(source_user_id)
+        if email is None and self.redis is not None:
+            email = self.redis.oauth_emails().get(source_user_id)
+        if not email:
+            raise BrokenRecord(f"unknown user {source_user_id}: no users row and no email in Redis")
+        user, created = user_for_email(email=email, dry_run=self.dry_run)
+        if created:
+            self.summary.users_created += 1
+        else:
+            self.summary.users_matched += 1
+        self._users[source_user_id] = user
+        return user
+
+    def import_one(self, source: SessionSource, prior: Prior | None = None) -> None:
+        try:
+            merged = self.merge(source)
+            user = self._user(merged.source_user_id)
+            outcome, events = imported_session_write(
+                merged=merged, user=user, dry_run=self.dry_run, prior=prior
+            )
+        except BrokenRecord as exc:
+            self.summary.skipped.append({"session_id": source.id, "reason": str(exc)})
+            logger.warning("Skipped session %s: %s", source.id, exc)
+            return
+        self.summary.events_imported += events
+        if outcome == "imported":
+            self.summary.sessions_imported += 1
+            self.summary.votes_imported += len(merged.votes)
+        elif outcome == "updated":
+            self.summary.sessions_updated += 1
+        else:
+            self.summary.sessions_unchanged += 1
+        logger.debug("Session %s %s (%d new events)", source.id, outcome, events)
+
+    def _priors(self, ids: list[str]) -> dict[str, Prior]:
+        """What is here already for a batch: three queries instead of three per session."""
+        here = set(DeliberationSession.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if not here:
+            return {}
+        prints = dict(
+            ImportedSession.objects.filter(session_id__in=here).values_list(
+                "session_id", "fingerprint"
+            )
+        )
+        keys: dict[str, set[str]] = {sid: set() for sid in here}
+        rows = SessionEvent.objects.filter(
+            session_id__in=here, idempotency_key__isnull=False
+        ).values_list("session_id", "idempotency_key")
+        for sid, key in rows:  # one batch: a plain fetch, no server-side cursor to hold
+            if key:
+                keys[sid].add(key)
+        return {
+            sid: Prior(exists=True, fingerprint=prints.get(sid), event_keys=frozenset(keys[sid]))
+            for sid in here
+        }
+
+    def run(self, progress: Any = None) -> Summary:
+        """Import everything; Ctrl-C stops between (or inside, rolled back) whole sessions.
+
+        `progress` is a tqdm-like bar (`n`, `total`, `update`, `refresh`) or None.
+        """
+        try:
+            for batch in self.batches():
+                reset_queries()  # with DEBUG on, Django keeps every query's SQL otherwise
+                if progress is not None and progress.n + len(batch) > (progress.total or 0):
+                    progress.total = progress.n + len(batch)  # Redis-only sessions, found late
+                    progress.refresh()
+                priors = self._priors([s.id for s in batch])
+                for source in batch:
+                    self.import_one(source, prior=priors.get(source.id, NEW))
+                    if progress is not None:
+                        progress.update(1)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            logger.warning("Import interrupted: every session written so far is whole")
+        return self.summary
