@@ -198,6 +198,15 @@ BO1_REAPER_INTERVAL = env.int("BO1_REAPER_INTERVAL", default=30)
 # How long a worker keeps retrying writes PostgreSQL refused before it leaves them to reconcile.
 BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
 
+# Retention (manage.py purge_sessions, and the worker's daily pass): sessions whose last write is
+# older than BO1_RETENTION_DAYS are deleted for good (empty: kept forever); soft-deleted ones after
+# BO1_DELETED_RETENTION_DAYS. A session under legal hold is never deleted.
+_retention_days = env.str("BO1_RETENTION_DAYS", default="").strip()
+BO1_RETENTION_DAYS = int(_retention_days) if _retention_days else None
+BO1_DELETED_RETENTION_DAYS = env.int("BO1_DELETED_RETENTION_DAYS", default=30)
+BO1_PURGE_BATCH = env.int("BO1_PURGE_BATCH", default=200)
+BO1_PURGE_INTERVAL = env.int("BO1_PURGE_INTERVAL", default=86400)
+
 # Server-Sent Events: a keep-alive comment this often, and PostgreSQL polled this often while
 # Redis cannot be read.
 BO1_STREAM_KEEPALIVE_SECONDS = env.float("BO1_STREAM_KEEPALIVE_SECONDS", default=15.0)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.session_list, name="dashboard"),
     path("sessions/new", views.session_new, name="dashboard-session-new"),
+    path("account", views.account_page, name="dashboard-account"),
     path("sessions/<session_id:session_id>", views.session_page, name="dashboard-session"),
     path(
         "sessions/<session_id:session_id>/synthesis",

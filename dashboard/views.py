@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 import vocabulary
 from deliberation.services import BrokerUnavailable, deliberation_start
 from deliberation.transcript import build_transcript, phase_cost_text
-from sessions_app import selectors, services
+from sessions_app import accounts, selectors, services
 from sessions_app.api.serializers import LISTABLE_STATUSES
 from sessions_app.api.throttles import seconds_until_allowed
 from sessions_app.models import Status
@@ -61,18 +62,25 @@ def _row(summary: dict[str, Any]) -> dict[str, Any]:
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
-    """The user's own sessions, newest first, with a status filter and a search."""
+    """The user's own sessions, newest first, with a status filter and a full-text search."""
     status = request.GET.get("status", "")
     status = status if status in LISTABLE_STATUSES else ""
     search = request.GET.get("q", "").strip()[:MAX_SEARCH]
     number = _page_number(request.GET.get("page"))
-    page = selectors.session_list_for_user(
-        user=request.user,
-        status=status or None,
-        search=search or None,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
-    )
+    search_error = ""
+    try:
+        page = selectors.session_list_for_user(
+            user=request.user,
+            status=status or None,
+            q=search or None,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+        )
+    except selectors.InvalidListQuery as exc:
+        search_error = exc.message
+        page = selectors.SessionPage(
+            sessions=[], total=0, limit=PAGE_SIZE, offset=0, has_more=False
+        )
     pages = max(1, math.ceil(page.total / PAGE_SIZE))
     query = {k: v for k, v in (("status", status), ("q", search)) if v}
     return render(
@@ -88,6 +96,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
             "next_page": number + 1 if page.has_more else None,
             "status": status,
             "search": search,
+            "search_error": search_error,
             "query": query,
             "statuses": LISTABLE_STATUSES,
             "phase_count": len(PHASES),
@@ -208,4 +217,27 @@ def synthesis_fragment(request: HttpRequest, session_id: str) -> HttpResponse:
         request,
         "dashboard/_synthesis.html",
         {"synthesis_html": markdown_html(transcript.synthesis), "transcript": transcript},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_page(request: HttpRequest) -> HttpResponse:
+    """The account: download everything (the API's ZIP), or delete the account with its data."""
+    error = ""
+    if request.method == "POST":
+        username = request.user.get_username()
+        if request.POST.get("confirm", "") != username:
+            error = "Type your username exactly to delete the account. Nothing was deleted."
+        else:
+            accounts.account_delete(user=request.user)  # type: ignore[arg-type]
+            logout(request)
+            messages.success(request, f"Account {username} and all its sessions are being deleted.")
+            return redirect("login")
+    sessions = selectors.sessions_visible_to(request.user).count()  # type: ignore[arg-type]
+    return render(
+        request,
+        "dashboard/account.html",
+        {"nav": "account", "sessions": sessions, "error": error},
+        status=400 if error else 200,
     )

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import retention, services
 from .models import DeliberationSession, SessionEvent, Status
 
 INLINE_EVENTS = 100
@@ -61,7 +61,12 @@ class SessionChangeList(ChangeList):
 @admin.register(DeliberationSession)
 class DeliberationSessionAdmin(admin.ModelAdmin):
     list_display = ("id", "user", "status", "phase", "round_number", "total_cost", "created_at")
-    list_filter = ("status", "phase", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "status",
+        "phase",
+        "legal_hold",
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("=id", "problem_statement", "user__username", "=user__email")
     list_select_related = ("user",)
     list_per_page = 50
@@ -70,7 +75,7 @@ class DeliberationSessionAdmin(admin.ModelAdmin):
     date_hierarchy = None
     ordering = ("-created_at",)
     raw_id_fields = ("user",)
-    actions = ("refresh_hot_cache", "mark_deleted")
+    actions = ("refresh_hot_cache", "mark_deleted", "place_legal_hold", "release_legal_hold")
     readonly_fields = (
         "id",
         "user",
@@ -94,6 +99,9 @@ class DeliberationSessionAdmin(admin.ModelAdmin):
         "started_at",
         "completed_at",
         "last_activity_at",
+        "legal_hold",
+        "legal_hold_by",
+        "legal_hold_at",
         "recent_events",
     )
     fieldsets = (
@@ -128,6 +136,7 @@ class DeliberationSessionAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Retention", {"fields": ("legal_hold", "legal_hold_by", "legal_hold_at")}),
         ("Transcript", {"fields": ("last_sequence", "recent_events")}),
     )
 
@@ -178,3 +187,19 @@ class DeliberationSessionAdmin(admin.ModelAdmin):
         for session_id in ids:
             services.session_soft_delete(session_id=session_id)
         self.message_user(request, f"Marked {len(ids)} sessions deleted.", messages.SUCCESS)
+
+    def _set_legal_hold(self, request: HttpRequest, queryset: QuerySet, *, held: bool) -> None:
+        ids = list(queryset.exclude(legal_hold=held).values_list("id", flat=True))
+        changed = retention.session_legal_hold_set(session_ids=ids, held=held, by=request.user)  # type: ignore[arg-type]
+        message = "Placed under legal hold" if held else "Released from legal hold"
+        for session in DeliberationSession.objects.filter(pk__in=ids).only("id"):
+            self.log_change(request, session, message)  # the admin's history: who and when
+        self.message_user(request, f"{message}: {changed} sessions.", messages.SUCCESS)
+
+    @admin.action(description="Place under legal hold (retention never deletes them)")
+    def place_legal_hold(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_legal_hold(request, queryset, held=True)
+
+    @admin.action(description="Release legal hold")
+    def release_legal_hold(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_legal_hold(request, queryset, held=False)

@@ -22,9 +22,11 @@ from bo1site import jsoncodec
 from .models import DeliberationSession
 from .redis_keys import (
     entry_key,
+    job_claim_key,
     raw_entry_key,
     raw_entry_keys,
     session_id_from_raw_entry_key,
+    session_key_names,
     session_keys_pattern,
     stream_key,
 )
@@ -40,6 +42,15 @@ STREAM_MAXLEN = 2000
 UPDATE_ATTEMPTS = 5
 
 __all__ = ["REDIS_ERRORS", "SessionCache", "entry_key", "redis_client", "stream_key"]
+
+
+def claim_job(job: str, seconds: int) -> bool:
+    """True for exactly one caller per `seconds` across all workers (False when Redis is away)."""
+    try:
+        return bool(redis_client().set(job_claim_key(job), "1", nx=True, ex=max(seconds, 1)))
+    except REDIS_ERRORS as exc:
+        logger.warning("Cannot claim the periodic job %s: %s", job, exc)
+        return False
 
 
 def redis_client() -> Any:
@@ -121,6 +132,22 @@ class SessionCache:
         except REDIS_ERRORS as exc:
             logger.warning("Redis scan of hot entries failed: %s", exc)
             return []
+
+    @classmethod
+    def purge_many(cls, session_ids: Iterable[str]) -> int | None:
+        """Delete every key of these sessions in one round trip, by name (no scan).
+
+        Returns how many keys went, or None when Redis could not be reached (the keys then
+        expire by their TTL, and reconcile drops hot entries whose session is gone).
+        """
+        names = [name for session_id in session_ids for name in session_key_names(session_id)]
+        if not names:
+            return 0
+        try:
+            return int(redis_client().unlink(*names))
+        except REDIS_ERRORS as exc:
+            logger.warning("Redis purge skipped for %d keys: %s", len(names), exc)
+            return None
 
     # -- writes --------------------------------------------------------------------------------
     @classmethod

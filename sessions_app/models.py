@@ -6,12 +6,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
 
 import vocabulary
 from vocabulary import FINISHED_STATUSES
+
+from .search import SessionSearchDocument
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -85,6 +88,27 @@ class DeliberationSession(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
+    # The search document, computed by PostgreSQL on every write (a stored generated column).
+    search_vector = models.GeneratedField(
+        expression=SessionSearchDocument(),
+        output_field=SearchVectorField(),
+        db_persist=True,
+        editable=False,
+    )
+
+    # A session under legal hold is never deleted by retention (purge_sessions).
+    # db_default: rows written by SQL of their own (imports, the benchmark's seed) are not held.
+    legal_hold = models.BooleanField(default=False, db_default=False)
+    legal_hold_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    legal_hold_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         db_table = "sessions"
         verbose_name = "session"
@@ -102,6 +126,13 @@ class DeliberationSession(models.Model):
             GinIndex(
                 OpClass(Upper("problem_statement"), name="gin_trgm_ops"),
                 name="sessions_problem_trgm",
+            ),
+            # Full-text search within one user's sessions: btree_gin lets one GIN index
+            # intersect the user's entries with the query's words. Without fastupdate every
+            # write goes into the index itself: a pending list would make each search scan it
+            # (and the planner then prefers to read all of the user's rows).
+            GinIndex(
+                fields=["user", "search_vector"], name="sessions_user_search", fastupdate=False
             ),
         ]
         constraints = [

@@ -58,6 +58,21 @@ def session_keys_pattern(session_id: str) -> str:
     return f"{PREFIX}*{session_id}*"
 
 
+def session_key_names(session_id: str) -> list[str]:
+    """The raw name of every key a session may have, for a purge by name (no scan)."""
+    return [
+        raw_entry_key(session_id),
+        stream_key(session_id),
+        lease_key(session_id),
+        outbox_key(session_id),
+    ]
+
+
+def job_claim_key(job: str) -> str:
+    """Held by the worker that ran a periodic job (retention), for as long as its interval."""
+    return f"{PREFIX}:job:{job}:claim"
+
+
 def throttle_key(scope: str, ident: str, window: int) -> str:
     """One rate limit counter: a scope (create, start), a user or address, a time window."""
     return f"{PREFIX}:throttle:{scope}:{ident}:{window}"

@@ -211,7 +211,8 @@ class PreparedInsert:
     def __init__(self, name: str, model: type[Model]) -> None:
         self.name = name
         self.model = model
-        self.fields = list(model._meta.local_concrete_fields)
+        # A generated column (the search document) is PostgreSQL's to write, never the INSERT's.
+        self.fields = [f for f in model._meta.local_concrete_fields if not f.generated]
         self._sql: str | None = None
 
     def insert(self, obj: Model, *, using: str = "default") -> None:

@@ -16,6 +16,7 @@ import psycopg2
 from . import http_parts, report
 from .config import ARTIFACTS, DOCS, BenchConfig, bench_database_url
 from .deliberations import run_deliberations
+from .history import run_history
 from .load import ensure_wrk
 from .seed import Seeded, seed
 from .servers import start_minimal, start_web
@@ -23,7 +24,7 @@ from .streams import run_streams
 
 logger = logging.getLogger("bench")
 
-PARTS = ("list", "detail", "create", "events", "minimal", "streams", "deliberations")
+PARTS = ("list", "detail", "create", "events", "minimal", "streams", "deliberations", "history")
 QUICK = {"sessions": 20_000, "users": 50, "hot_user_sessions": 2_000}
 
 
@@ -121,6 +122,8 @@ def run_http(config: BenchConfig, seeded: Seeded, results: dict[str, Any]) -> No
             results["streams"] = run_streams(config, seeded, base, web)
         if config.wants("deliberations"):
             results["deliberations"] = run_deliberations(config, seeded, base)
+        if config.wants("history"):
+            results["history"] = run_history(config, seeded, base, web)
     finally:
         web.stop()
 

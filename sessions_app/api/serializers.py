@@ -16,6 +16,8 @@ from ..models import Phase, Status
 
 MAX_CONTEXT_BYTES = 50 * 1024
 MAX_CONTEXT_DEPTH = 64
+MAX_SEARCH_CHARS = 500
+MAX_CURSOR_CHARS = 500
 LISTABLE_STATUSES = [str(s) for s in vocabulary.LISTABLE_STATUSES]
 
 
@@ -119,8 +121,47 @@ class SessionCreateSerializer(InputSerializer):
 class SessionListQuerySerializer(InputSerializer):
     # `?status=` (blank) means no filter, as an empty form field would send it.
     status = serializers.ChoiceField(choices=LISTABLE_STATUSES, required=False, allow_blank=True)
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_SEARCH_CHARS,
+        help_text=(
+            "Full-text search (English stemming) over the problem, its context, the synthesis "
+            'and the recommendation: words, "an exact phrase", `or`, `-word` to exclude. '
+            "Results come by relevance, then newest, each with a `snippet`."
+        ),
+    )
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_CURSOR_CHARS,
+        help_text="A page's `next_cursor`, to continue after it (with the same filters).",
+    )
+    created_after = serializers.DateTimeField(
+        required=False, help_text="ISO 8601: only sessions created after this instant."
+    )
+    created_before = serializers.DateTimeField(
+        required=False, help_text="ISO 8601: only sessions created before this instant."
+    )
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("q", "cursor"):  # blank means absent
+            if not (attrs.get(name) or "").strip():
+                attrs.pop(name, None)
+        if "q" in attrs:
+            attrs["q"] = attrs["q"].strip()
+        if "cursor" in attrs and (self.initial_data.get("offset") or "").strip():
+            raise serializers.ValidationError(
+                {"cursor": ["Give either cursor or offset, not both."]}
+            )
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after and before and after >= before:
+            raise serializers.ValidationError(
+                {"created_before": ["Must be later than created_after."]}
+            )
+        return attrs
 
 
 class SessionSummarySerializer(serializers.Serializer):
@@ -139,15 +180,26 @@ class SessionSummarySerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     last_activity_at = serializers.DateTimeField(allow_null=True)
+    snippet = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "With `q` only: an excerpt around the matches, as HTML (the text escaped, each "
+            "match in <mark>)."
+        ),
+    )
 
 
 class SessionListSerializer(serializers.Serializer):
     sessions = SessionSummarySerializer(many=True)
-    total = serializers.IntegerField()
+    total = serializers.IntegerField(help_text="The exact number of sessions the filter matches.")
     limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
+    offset = serializers.IntegerField(allow_null=True, help_text="null on a page read by cursor.")
     has_more = serializers.BooleanField()
     next_offset = serializers.IntegerField(allow_null=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 class SessionErrorInfoSerializer(serializers.Serializer):

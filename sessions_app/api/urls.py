@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from .account import AccountExportView, AccountView
 from .stream import SessionStreamView
 from .views import SessionCollectionView, SessionDetailView, SessionEventsView
 
@@ -12,4 +13,6 @@ urlpatterns = [
     path(SESSION, SessionDetailView.as_view(), name="session-detail"),
     path(f"{SESSION}/events", SessionEventsView.as_view(), name="session-events"),
     path(f"{SESSION}/stream", SessionStreamView.as_view(), name="session-stream"),
+    path("me", AccountView.as_view(), name="me"),
+    path("me/export", AccountExportView.as_view(), name="me-export"),
 ]

@@ -68,7 +68,10 @@ class SessionCollectionView(APIView):
     def get(self, request: Request) -> Response:
         query = SessionListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        page = selectors.session_list_for_user(user=request.user, **query.validated_data)
+        try:
+            page = selectors.session_list_for_user(user=request.user, **query.validated_data)
+        except selectors.InvalidListQuery as exc:
+            return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
         return Response(
             {
                 "sessions": page.sessions,
@@ -77,6 +80,7 @@ class SessionCollectionView(APIView):
                 "offset": page.offset,
                 "has_more": page.has_more,
                 "next_offset": page.next_offset,
+                "next_cursor": page.next_cursor,
             }
         )
 

@@ -99,15 +99,20 @@ def test_create_documents_its_body_its_rules_and_its_answers(schema):
 def test_list_documents_its_parameters_and_its_page_shape(schema):
     operation = schema["paths"]["/api/v1/sessions"]["get"]
     params = {p["name"]: p for p in operation["parameters"]}
-    assert {"status", "limit", "offset"} <= set(params)
+    assert {"status", "q", "cursor", "created_after", "created_before", "limit", "offset"} <= set(
+        params
+    )
+    assert params["created_after"]["schema"]["format"] == "date-time"
     assert "deleted" not in params["status"]["schema"]["enum"]
     assert (params["limit"]["schema"]["minimum"], params["limit"]["schema"]["maximum"]) == (1, 100)
     page = component(
         schema, operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     )
     assert set(page["properties"]) == {
-        "sessions", "total", "limit", "offset", "has_more", "next_offset",
+        "sessions", "total", "limit", "offset", "has_more", "next_offset", "next_cursor",
     }  # fmt: skip
+    summary = component(schema, page["properties"]["sessions"]["items"]["$ref"])
+    assert "snippet" in summary["properties"]
 
 
 def test_delete_documents_204_without_a_body(schema):

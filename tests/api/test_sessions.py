@@ -20,7 +20,7 @@ DETAIL_KEYS = {
     "final_recommendation", "error", "created_at", "updated_at", "status_changed_at",
     "started_at", "completed_at", "last_activity_at",
 }  # fmt: skip
-LIST_KEYS = {"sessions", "total", "limit", "offset", "has_more", "next_offset"}
+LIST_KEYS = {"sessions", "total", "limit", "offset", "has_more", "next_offset", "next_cursor"}
 
 
 def detail_url(session_id):

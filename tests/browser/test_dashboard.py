@@ -177,7 +177,7 @@ def test_log_in_and_see_only_ones_own_sessions(stack, page):
     expect(page.get_by_text("Mallory's private question")).to_have_count(0)
     assert every_control_is_labelled(page) == []
 
-    page.get_by_label("Search problems").fill("SALES")
+    page.get_by_label("Search sessions").fill("SALES")
     page.get_by_role("button", name="Apply").click()
     expect(cards).to_have_count(1)
     expect(cards.first).to_contain_text("head of sales")

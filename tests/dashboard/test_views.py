@@ -36,6 +36,7 @@ def card_ids(response) -> list[str]:
         "/sessions/new",
         "/sessions/bo1_00000000-0000-4000-8000-000000000000",
         "/sessions/bo1_00000000-0000-4000-8000-000000000000/synthesis",
+        "/account",
     ],
 )
 def test_pages_require_login(client, url):
@@ -106,14 +107,24 @@ def test_the_status_filter(browser, user):
     assert len(card_ids(browser.get("/", {"status": "bogus"}))) == 2
 
 
-def test_the_text_search_is_case_insensitive_on_the_problem(browser, user, other_user):
+def test_the_search_box_is_full_text_search_with_stemming_and_snippets(browser, user, other_user):
     hiring = SessionFactory(user=user, problem_statement="Should we HIRE a second designer now?")
     SessionFactory(user=user, problem_statement="Should we move to a bigger office?")
     SessionFactory(user=other_user, problem_statement="Should we hire a lawyer?")
-    response = browser.get("/", {"q": "hire"})
+    response = browser.get("/", {"q": "hiring"})
     assert card_ids(response) == [hiring.id]
-    assert "1 session matches." in response.content.decode()
+    html = response.content.decode()
+    assert "1 session matches." in html
+    assert '<p class="session-card__snippet">Should we <mark>HIRE</mark>' in html
     assert card_ids(browser.get("/", {"q": "nothing like this"})) == []
+
+
+def test_a_search_of_only_stop_words_says_so(browser, user):
+    SessionFactory(user=user)
+    response = browser.get("/", {"q": "the of and"})
+    assert response.status_code == 200
+    assert "only stop words or punctuation" in response.content.decode()
+    assert card_ids(response) == []
 
 
 def test_pagination_keeps_the_filters(browser, user):

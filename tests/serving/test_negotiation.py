@@ -17,7 +17,7 @@ from bo1site.serving.negotiation import ContentNegotiation
 from tests.factories import SessionFactory
 
 SESSIONS = "/api/v1/sessions"
-LIST_KEYS = {"sessions", "total", "limit", "offset", "has_more", "next_offset"}
+LIST_KEYS = {"sessions", "total", "limit", "offset", "has_more", "next_offset", "next_cursor"}
 
 
 def get_sessions(client, accept=None):

@@ -40,14 +40,14 @@ def test_the_changelist_shows_the_operator_columns(admin_client, user):
 
 def test_the_changelist_filters_on_status_phase_and_date(admin_client, user):
     filters = [f.title for f in admin_client.get(CHANGELIST).context["cl"].filter_specs]
-    assert filters == ["status", "phase", "created at"]
+    assert filters == ["status", "phase", "legal hold", "created at"]
     running = SessionFactory(user=user, status=Status.RUNNING, phase="voting")
     done = SessionFactory(user=user, status=Status.COMPLETED, phase="complete")
     assert listed_ids(admin_client.get(CHANGELIST, {"status__exact": "running"})) == {running.pk}
     assert listed_ids(admin_client.get(CHANGELIST, {"phase__exact": "complete"})) == {done.pk}
     SessionFactory(user=user, created_at=timezone.now() - timedelta(days=60))
     # The "Past 7 days" link of the date filter, as the page renders it.
-    date_filter = admin_client.get(CHANGELIST).context["cl"].filter_specs[2]
+    date_filter = admin_client.get(CHANGELIST).context["cl"].filter_specs[3]
     params = dict(date_filter.links)["Past 7 days"]
     assert listed_ids(admin_client.get(CHANGELIST, params)) == {running.pk, done.pk}
 
