@@ -75,7 +75,12 @@ def _insert_sql(cursor: Any, objs: list[Any]) -> bytes:
     are saved: a new session's rows go to PostgreSQL in one statement batch.
     """
     model = type(objs[0])
-    fields = [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
+    # As save() does: no auto id, and no generated column (PostgreSQL computes it).
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if f is not model._meta.auto_field and not getattr(f, "generated", False)
+    ]
     query = InsertQuery(model)
     query.insert_values(fields, objs, raw=False)
     compiler = query.get_compiler(connection=connection)
