@@ -15,6 +15,7 @@ from rest_framework.authtoken.models import Token
 from zipstream import ZipStream
 
 from bo1site import jsoncodec
+from bo1site.celery import app as celery_app
 
 from . import services
 from .models import FINISHED_STATUSES, DeliberationSession
@@ -157,11 +158,13 @@ def account_purge(*, user_id: int) -> PurgeReport:
     return report
 
 
-def _queue_purge(user_id: int) -> None:
-    from .tasks import purge_account
+PURGE_ACCOUNT_TASK = "sessions_app.purge_account"
 
+
+def _queue_purge(user_id: int) -> None:
+    # Sent by name: the task (sessions_app/tasks.py) calls back into this module.
     try:
-        purge_account.apply_async(args=[user_id], retry=False)
+        celery_app.send_task(PURGE_ACCOUNT_TASK, args=[user_id], retry=False)
     except (OperationalError, KombuError, RedisError, OSError) as exc:  # the purge happens anyway
         logger.warning("Account %s purged in the request, the task queue failed: %s", user_id, exc)
         account_purge(user_id=user_id)

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from .accounts import account_purge
+from .accounts import PURGE_ACCOUNT_TASK, account_purge
 
 
-@shared_task(name="sessions_app.purge_account", acks_late=True, ignore_result=True)
+@shared_task(name=PURGE_ACCOUNT_TASK, acks_late=True, ignore_result=True)
 def purge_account(user_id: int) -> int:
     """Delete a closed account's sessions, events, Redis keys and row; safe to run twice."""
     return account_purge(user_id=user_id).sessions
