@@ -14,7 +14,7 @@ from django.utils import timezone
 import vocabulary
 from vocabulary import FINISHED_STATUSES
 
-from .search import SessionSearchDocument
+from .search import SessionSearchDocument, SessionSearchKeys
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -52,7 +52,10 @@ PauseReason = _choices(vocabulary.PauseReason)
 class DeliberationSession(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_session_id, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="deliberation_sessions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="deliberation_sessions",
+        db_index=False,  # sessions_user_status and sessions_user_recent start with the user
     )
     problem_statement = models.TextField()
     problem_context = models.JSONField(default=dict, blank=True)
@@ -127,13 +130,11 @@ class DeliberationSession(models.Model):
                 OpClass(Upper("problem_statement"), name="gin_trgm_ops"),
                 name="sessions_problem_trgm",
             ),
-            # Full-text search within one user's sessions: btree_gin lets one GIN index
-            # intersect the user's entries with the query's words. Without fastupdate every
-            # write goes into the index itself: a pending list would make each search scan it
-            # (and the planner then prefers to read all of the user's rows).
-            GinIndex(
-                fields=["user", "search_vector"], name="sessions_user_search", fastupdate=False
-            ),
+            # Full-text search within one user's sessions: the document's words prefixed with
+            # the owner, so a word's entries are that user's rows only (search.py). Without
+            # fastupdate every write goes into the index itself: a pending list would make each
+            # search scan it.
+            GinIndex(SessionSearchKeys(), name="sessions_search_keys", fastupdate=False),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -1,5 +1,17 @@
 """Full-text search over sessions: the weighted English document PostgreSQL keeps per row, the
-query, its ranking and the highlighted snippet."""
+query, its ranking and the highlighted snippet.
+
+How a search finds one user's rows fast: a GIN index over (user_id, document) keeps the user's
+entries apart from each word's, and each search had to intersect its words' entries across
+every user (a common word such as "business" has one in almost every row), which cost more the
+bigger the whole table grew, not the user's history. The index `sessions_search_keys` instead
+holds each row's words prefixed with its owner (`42:busi`, and `42:` alone), so a word's entries
+are the owner's rows only. A search asks that index with the owner's prefix on every word of the
+query (`session_search_scope`: a superset of the matches, phrases read as "both words", negated
+words left out), and the real query against the row's own document (`search_vector @@ query`)
+then decides phrases, negations and weights exactly. Both SQL functions are created by
+migration 0006.
+"""
 
 import html
 from typing import Any
@@ -11,7 +23,7 @@ from django.contrib.postgres.search import (
     SearchVectorField,
 )
 from django.db import connection
-from django.db.models import F, FloatField, Func, TextField, Value
+from django.db.models import BooleanField, F, FloatField, Func, TextField, Value
 from django.db.models.functions import Cast, Concat
 
 # The text search configuration: English stemming, so "hiring" finds "hire".
@@ -59,7 +71,42 @@ class SessionSearchDocument(Func):
 _MARK_START, _MARK_STOP = "\u27e6", "\u27e7"
 
 
-def search_query(text: str) -> SearchQuery:
+class SessionSearchKeys(Func):
+    """The owner-prefixed words of a row's document, as the index `sessions_search_keys` has
+    them: session_search_keys(user_id, search_vector)."""
+
+    function = "session_search_keys"
+    output_field = SearchVectorField()
+
+    def __init__(self) -> None:
+        super().__init__(F("user_id"), F("search_vector"))
+
+
+class _OwnerScope(Func):
+    """session_search_scope(owner, query): the query's words with the owner's prefix."""
+
+    function = "session_search_scope"
+    output_field = SearchVectorField()  # a tsquery; only ever compared with @@
+
+
+class _Matches(Func):
+    """`document @@ query` as a condition a queryset can filter on."""
+
+    template = "%(expressions)s"
+    arg_joiner = " @@ "
+    output_field = BooleanField()
+
+
+def search_owned_by(owner: Any, query: SearchQuery) -> _Matches:
+    """The rows of `owner` (a user id, or an expression of one) that may match `query`, found
+    through the owner-prefixed index; the caller also filters on `search_vector=query`, which
+    decides exactly."""
+    if not hasattr(owner, "resolve_expression"):
+        owner = Value(owner)
+    return _Matches(SessionSearchKeys(), _OwnerScope(owner, query))
+
+
+def search_query(text: Any) -> SearchQuery:
     """websearch_to_tsquery syntax: words, "an exact phrase", `or`, and -word to exclude."""
     return SearchQuery(text, config=SEARCH_CONFIG, search_type="websearch")
 

@@ -4,17 +4,25 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
 
-from bo1site.db.prepared import Param, PreparedQuery
+from bo1site.db.prepared import AnyOf, Param, PreparedQuery
 
 from .cache import SessionCache
 from .cursors import InvalidCursor, Position, cursor_decode, cursor_encode, filter_fingerprint
 from .models import DeliberationSession, SessionCount, SessionCountChange, SessionEvent, Status
-from .search import search_headline, search_is_empty, search_query, search_rank, snippet_html
+from .search import (
+    search_headline,
+    search_is_empty,
+    search_owned_by,
+    search_query,
+    search_rank,
+    snippet_html,
+)
 from .services import event_payload
 from .snapshots import LIST_FIELDS, merge_live, session_snapshot, session_summary
 
@@ -50,48 +58,115 @@ def sessions_visible_to(user: User) -> QuerySet[DeliberationSession]:
     return DeliberationSession.objects.filter(user=user).exclude(status=Status.DELETED)
 
 
-def _list_page(user_id: Any, status: Any = None) -> QuerySet[DeliberationSession, Any]:
-    """The list's rows, newest first: the values of LIST_FIELDS (see snapshots.LIST_COLUMNS)."""
-    # served by the partial index sessions_user_recent (user, -created_at, -id; not deleted)
-    rows = DeliberationSession.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
-    if status is not None:
-        rows = rows.filter(status=status)
-    return rows.order_by("-created_at", "-id").values_list(*LIST_FIELDS)
+def _after(created_at: Any, session_id: Any, rank: Any = None) -> Q:
+    """Rows that come after (created_at, id) in the list's order (descending), or after (rank,
+    created_at, id) in a search's.
+
+    `created_at <= c` comes first, on its own, so it bounds the index scan; the rest picks out,
+    among rows of the same instant, those after the last id.
+    """
+    same_instant = Q(created_at=created_at, id__lt=session_id)
+    after = Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | same_instant)
+    if rank is None:
+        return after
+    # In a search: a lower rank, or the same rank and later in time order.
+    return Q(rank__lt=rank) | (Q(rank=rank) & after)
 
 
-def _list_total(user_id: Any, status: Any = None) -> QuerySet[Any, Any]:
-    """The exact number of the list's rows: the per-status counters plus the per-connection
-    changes the trigger kept since the last fold (one query; at most two rows to add up)."""
+@dataclass(frozen=True)
+class _Shape:
+    """Which parameters a list request has. The queries of each shape are compiled once, with
+    `Param`s for the values (bo1site/db/prepared.py), so a request builds no queryset."""
+
+    status: bool = False
+    created_after: bool = False
+    created_before: bool = False
+    cursor: bool = False
+    search: bool = False
+
+    @property
+    def name(self) -> str:
+        flags = [field for field, on in vars(self).items() if on]
+        return "_".join(["bo1_list", *flags])
+
+
+def _rows(shape: _Shape) -> QuerySet[DeliberationSession]:
+    """The user's visible sessions that the shape's filters (and search) let through."""
+    rows = DeliberationSession.objects.exclude(status=Status.DELETED)
+    if shape.search:
+        # The owner's entries in sessions_search_keys hold only the owner's rows (search.py),
+        # so the owner is not filtered on again: the planner would add a scan of the user's
+        # index to that of the search's. The document then decides exactly.
+        query = search_query(Param("q"))
+        rows = rows.filter(search_owned_by(Param("user_id"), query)).filter(search_vector=query)
+    else:
+        # served by the partial index sessions_user_recent (user, -created_at, -id; not deleted)
+        rows = rows.filter(user_id=Param("user_id"))
+    if shape.status:
+        rows = rows.filter(status=Param("status"))
+    if shape.created_after:
+        rows = rows.filter(created_at__gt=Param("created_after"))
+    if shape.created_before:
+        rows = rows.filter(created_at__lt=Param("created_before"))
+    return rows
+
+
+def _page(shape: _Shape) -> QuerySet[Any, Any]:
+    """A page: LIST_FIELDS newest first; in a search (id, rank, and on a page without a cursor
+    the total, counted over every match before the sort and the limit), by relevance first."""
+    rows: QuerySet[Any, Any] = _rows(shape)
+    if not shape.search:
+        if shape.cursor:
+            rows = rows.filter(_after(Param("created_at"), Param("id")))
+        return rows.order_by("-created_at", "-id").values_list(*LIST_FIELDS)
+    rows = rows.annotate(rank=search_rank(search_query(Param("q"))))
+    if shape.cursor:
+        rows = rows.filter(_after(Param("created_at"), Param("id"), Param("rank")))
+        columns: tuple[str, ...] = ("id", "rank")
+    else:
+        rows = rows.annotate(total=Window(Count("*")))
+        columns = ("id", "rank", "total")
+    return rows.order_by("-rank", "-created_at", "-id").values_list(*columns)
+
+
+def _count(shape: _Shape) -> QuerySet[Any, Any]:
+    """The exact number of the shape's rows, as one value (or none, for no rows)."""
+    if shape.search or shape.created_after or shape.created_before:
+        # Every row has the one owner: grouping by it gives the one count.
+        return _rows(shape).values("user_id").annotate(n=Count("*")).values_list("n", flat=True)
+    # The plain list: the per-status counters plus the per-connection changes the trigger kept
+    # since the last fold (one query; at most two rows to add up).
     parts = []
     for model, column in ((SessionCount, "count"), (SessionCountChange, "delta")):
-        rows = model.objects.filter(user_id=user_id).exclude(status=Status.DELETED)
-        if status is not None:
-            rows = rows.filter(status=status)
-        parts.append(
-            rows.values("user_id").annotate(total=Sum(column)).values_list("total", flat=True)
-        )
+        counted = model.objects.filter(user_id=Param("user_id")).exclude(status=Status.DELETED)
+        if shape.status:
+            counted = counted.filter(status=Param("status"))
+        parts.append(counted.values("user_id").annotate(n=Sum(column)).values_list("n", flat=True))
     return parts[0].union(parts[1], all=True)
 
 
-# The same two queries, compiled once (bo1site/db/prepared.py), with and without the status
-# filter. The page is never prepared on the server: its best plan depends on the user and offset.
-LIST_PAGE = {
-    False: PreparedQuery(
-        "bo1_list_page", lambda: _list_page(Param("user_id")), paginated=True, prepare=False
-    ),
-    True: PreparedQuery(
-        "bo1_list_page_by_status",
-        lambda: _list_page(Param("user_id"), Param("status")),
-        paginated=True,
-        prepare=False,
-    ),
-}
-LIST_TOTAL = {
-    False: PreparedQuery("bo1_list_count", lambda: _list_total(Param("user_id"))),
-    True: PreparedQuery(
-        "bo1_list_count_by_status", lambda: _list_total(Param("user_id"), Param("status"))
-    ),
-}
+def _search_details() -> QuerySet[Any, Any]:
+    """A search page's rows by id: LIST_FIELDS and the snippet, computed for these rows only."""
+    return (
+        DeliberationSession.objects.filter(AnyOf(F("id"), Param("ids")), user_id=Param("user_id"))
+        .annotate(headline=search_headline(search_query(Param("q"))))
+        .values_list(*LIST_FIELDS, "headline")
+    )
+
+
+@cache
+def _queries(shape: _Shape) -> tuple[PreparedQuery, PreparedQuery]:
+    """The shape's page and count. Neither is prepared on the server: their best plans depend
+    on the user, the offset and the words (a generic plan of the page walks the global
+    created-at index and filters by user, and a user with one session waited 200 ms for it)."""
+    return (
+        PreparedQuery(shape.name, lambda: _page(shape), paginated=True, prepare=False),
+        PreparedQuery(shape.name + "_count", lambda: _count(shape), prepare=False),
+    )
+
+
+# A search page's details by primary key: one plan fits every call, so it is prepared.
+SEARCH_DETAILS = PreparedQuery("bo1_search_details", _search_details)
 
 
 def session_list_for_user(
@@ -107,7 +182,8 @@ def session_list_for_user(
 ) -> SessionPage:
     """A page of the user's sessions: newest first, or by relevance then newest with `q`.
 
-    One page query, one count, one MGET. `cursor` (a page's next_cursor) continues by keyset;
+    The plain list is one page query, one count (of counters) and one MGET; a search's first
+    page is one query and the MGET. `cursor` (a page's next_cursor) continues by keyset;
     it must come from a list with the same filter. Raises InvalidListQuery for a cursor that
     is not, and for a `q` that holds no search term.
     """
@@ -120,21 +196,37 @@ def session_list_for_user(
             position = cursor_decode(cursor, fingerprint=fingerprint, ranked=bool(q))
         except InvalidCursor as exc:
             raise InvalidListQuery("cursor", str(exc)) from exc
-    rows: list[Any]
-    extra: list[tuple[float | None, str | None]]
-    if q or position or created_after or created_before:
-        rows, extra, total = _filtered_page(
-            user, status, q, position, created_after, created_before, limit, offset
-        )
-        if q and total == 0 and search_is_empty(q):
+    shape = _Shape(
+        status=bool(status),
+        created_after=created_after is not None,
+        created_before=created_before is not None,
+        cursor=position is not None,
+        search=bool(q),
+    )
+    values: dict[str, Any] = {
+        "user_id": user.pk,
+        "status": status,
+        "created_after": created_after,
+        "created_before": created_before,
+        "q": q,
+        "limit": limit + 1,
+        "offset": 0 if position else offset,
+    }
+    if position is not None:
+        values.update(created_at=position.created_at, id=position.id, rank=position.rank)
+    page_query, count_query = _queries(shape)
+    rows: list[Any] = page_query.fetch(**values)
+    extra: list[tuple[float | None, str | None]] = [(None, None)] * len(rows)
+    if shape.search and rows and not shape.cursor:
+        total = rows[0][2]  # the window count, in the page itself
+    else:
+        total = sum(count_query.fetch(**values)) if rows or offset or position else 0
+    if shape.search:
+        if total == 0 and search_is_empty(q or ""):
             raise InvalidListQuery(
                 "q", "This search holds no word to look for (only stop words or punctuation)."
             )
-    else:
-        values = {"user_id": user.pk, "status": status, "limit": limit + 1, "offset": offset}
-        rows = LIST_PAGE[bool(status)].fetch(**values)
-        extra = [(None, None)] * len(rows)
-        total = sum(LIST_TOTAL[bool(status)].fetch(**values)) if rows or offset else 0
+        rows, extra = _search_rows(rows, values)
     has_more = len(rows) > limit
     rows, extra = rows[:limit], extra[:limit]
     next_cursor = None
@@ -161,68 +253,16 @@ def session_list_for_user(
     )
 
 
-def _filtered_page(
-    user: User,
-    status: str | None,
-    q: str | None,
-    position: Position | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[Any], list[tuple[float | None, str | None]], int]:
-    """The rows (values of LIST_FIELDS), their (rank, headline) and the exact total of a list
-    with a search, a date range or a cursor."""
-    matching = sessions_visible_to(user)
-    if status:
-        matching = matching.filter(status=status)
-    if created_after:
-        matching = matching.filter(created_at__gt=created_after)
-    if created_before:
-        matching = matching.filter(created_at__lt=created_before)
-    order = ["-created_at", "-id"]
-    page = matching
-    if q:
-        query = search_query(q)
-        # served by the GIN index sessions_user_search on (user_id, search_vector)
-        matching = matching.filter(search_vector=query)
-        page = matching.annotate(rank=search_rank(query))
-        order = ["-rank", *order]
-    if position is not None:
-        page = page.filter(_after(position))
-        offset = 0
-    if q:
-        # The snippet is computed for the page's rows only: PostgreSQL evaluates a costly
-        # output column after the sort and the limit.
-        page = page.annotate(headline=search_headline(query))
-        fetched = list(
-            page.order_by(*order).values_list(*LIST_FIELDS, "rank", "headline")[
-                offset : offset + limit + 1
-            ]
-        )
-        rows = [row[: len(LIST_FIELDS)] for row in fetched]
-        extra = [(row[-2], row[-1]) for row in fetched]
-    else:
-        rows = list(page.order_by(*order).values_list(*LIST_FIELDS)[offset : offset + limit + 1])
-        extra = [(None, None)] * len(rows)
-    total = matching.count() if rows or offset or position else 0
-    return rows, extra, total
-
-
-def _after(position: Position) -> Q:
-    """Rows that come after `position` in the list's order (descending).
-
-    `created_at <= c` comes first, on its own, so it bounds the index scan; the rest picks out,
-    among rows of the same instant, those after the last id.
-    """
-    same_instant = Q(created_at=position.created_at, id__lt=position.id)
-    after = Q(created_at__lte=position.created_at) & (
-        Q(created_at__lt=position.created_at) | same_instant
-    )
-    if position.rank is None:
-        return after
-    # In a search: a lower rank, or the same rank and later in time order.
-    return Q(rank__lt=position.rank) | (Q(rank=position.rank) & after)
+def _search_rows(
+    page: list[Any], values: dict[str, Any]
+) -> tuple[list[Any], list[tuple[float | None, str | None]]]:
+    """The LIST_FIELDS of a search page's (id, rank, ...) rows, and each one's (rank, headline)."""
+    if not page:
+        return [], []
+    details = {row[0]: row for row in SEARCH_DETAILS.fetch(**values, ids=[r[0] for r in page])}
+    # A row deleted since the ranking is left out rather than shown half.
+    found = [row for row in page if row[0] in details]
+    return [details[r[0]][:-1] for r in found], [(r[1], details[r[0]][-1]) for r in found]
 
 
 def session_counts_for_user(*, user: User) -> dict[str, int]:

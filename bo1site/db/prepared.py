@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Expression, Model, QuerySet, signals
+from django.db.models import BooleanField, Expression, Func, Model, QuerySet, signals
 from django.db.models.query import (
     FlatValuesListIterable,
     ModelIterable,
@@ -77,6 +77,15 @@ class Param(Expression):
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         return "%s", (self,)
+
+
+class AnyOf(Func):
+    """`AnyOf(F("id"), Param("ids"))`: the column is one of a list bound to one placeholder
+    (`id = ANY(%s)`), so lists of any length run the same compiled query. Filter on it as is."""
+
+    arg_joiner = " = ANY("
+    template = "(%(expressions)s))"
+    output_field = BooleanField()
 
 
 @dataclass(frozen=True)
@@ -173,10 +182,17 @@ def _row_builder(queryset: QuerySet[Any, Any], compiler: Any) -> Callable[[list[
     """How the ORM's iterable for this queryset turns rows into results, fixed at compile time."""
     iterable = queryset._iterable_class  # type: ignore[attr-defined]
     query = queryset.query
-    if query.extra_select or (query.annotation_select and iterable is not FlatValuesListIterable):
-        raise ValueError("extra() and annotations are supported only in a flat values_list")
+    if query.extra_select:
+        raise ValueError("extra() is not supported")
     if iterable is ValuesListIterable:
+        # The compiler selects the model's fields, then the annotations; the row is the
+        # values_list's own order only when it names them in that order too.
+        selected = [*query.values_select, *query.annotation_select]
+        if list(queryset._fields) != selected:  # type: ignore[attr-defined]
+            raise ValueError("values_list: name the model's fields first, then annotations")
         return lambda rows, alias: [tuple(row) for row in rows]
+    if query.annotation_select and iterable is not FlatValuesListIterable:
+        raise ValueError("annotations are supported only in a values_list")
     if iterable is FlatValuesListIterable:
         return lambda rows, alias: [row[0] for row in rows]
     if iterable is not ModelIterable or queryset._known_related_objects:  # type: ignore[attr-defined]

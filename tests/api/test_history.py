@@ -118,10 +118,42 @@ def test_a_search_without_matches_is_an_empty_page_not_an_error(api, library):
     assert (body["sessions"], body["total"], body["next_cursor"]) == ([], 0, None)
 
 
-def test_a_search_costs_one_page_query_and_one_count(user, library, django_assert_num_queries):
+def test_a_search_costs_one_ranking_query_with_its_total_and_one_for_the_page(
+    user, library, django_assert_num_queries
+):
     with django_assert_num_queries(2):
         page = session_list_for_user(user=user, q="cfo")
     assert page.total == 2
+
+
+def test_a_search_never_shows_another_users_sessions_whatever_the_query(api, user, other_user):
+    mine = SessionFactory(user=user, problem_statement="Should we open a bakery in Porto?")
+    SessionFactory(user=other_user, problem_statement="Should we open a bakery in Porto?")
+    SessionFactory(user=other_user, problem_statement="Should we sell the old van?")
+    for q in ("bakery", '"open a bakery"', "bakery or van", "-van", "-bakery", "porto -van"):
+        found = ids(api.get(SESSIONS, {"q": q}))
+        assert set(found) <= {mine.id}, q
+    assert ids(api.get(SESSIONS, {"q": "-van"})) == [mine.id]
+    assert ids(api.get(SESSIONS, {"q": "-bakery"})) == []
+
+
+def test_a_phrase_needs_its_words_next_to_each_other_and_in_order(api, user):
+    together = SessionFactory(user=user, problem_statement="Is the retail business worth it?")
+    SessionFactory(user=user, problem_statement="Our business in retail: keep it?")
+    assert ids(api.get(SESSIONS, {"q": '"retail business"'})) == [together.id]
+    assert api.get(SESSIONS, {"q": '"retail business"'}).json()["total"] == 1
+    # Outside the phrase's negation, rows with both words apart still match.
+    assert len(ids(api.get(SESSIONS, {"q": 'retail -"retail business"'}))) == 1
+
+
+def test_a_plain_cursor_page_costs_what_the_first_page_costs(user, django_assert_num_queries):
+    for m in range(30):
+        SessionFactory(user=user, created_at=at(m))
+    first = session_list_for_user(user=user, limit=10)
+    # One page query and one read of the counters (no count of the rows), each time.
+    with django_assert_num_queries(2):
+        later = session_list_for_user(user=user, limit=10, cursor=first.next_cursor)
+    assert later.total == 30
 
 
 def test_the_search_follows_every_write(api, user, django_capture_on_commit_callbacks):
@@ -322,9 +354,12 @@ def plan_of(call) -> str:
         return json.dumps(cursor.fetchone()[0])
 
 
-def test_explain_a_search_uses_the_gin_index(crowd):
+def test_explain_a_search_uses_the_owners_entries_of_the_gin_index(crowd):
     plan = plan_of(lambda: session_list_for_user(user=crowd[0], q="merger"))
-    assert '"Index Name": "sessions_user_search"' in plan
+    assert '"Index Name": "sessions_search_keys"' in plan
+    # The index is asked for this owner's words only, not the word across every user.
+    assert f"{crowd[0].pk}:merger" in plan
+    assert "sessions_user_status" not in plan and "sessions_user_recent" not in plan
 
 
 def test_explain_a_cursor_page_uses_the_keyset_index_from_the_cursor_on(crowd):

@@ -23,10 +23,15 @@ class Command(BaseCommand):
             help="sessions per transaction (BO1_PURGE_BATCH)",
         )
         parser.add_argument(
-            "--pause", type=float, default=0.0, help="seconds to sleep between batches"
+            "--pause",
+            type=float,
+            default=None,
+            help="seconds to sleep between batches (default: twice as long as each batch took)",
         )
 
-    def handle(self, *args, dry_run: bool, batch_size: int | None, pause: float, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(  # type: ignore[no-untyped-def]
+        self, *args, dry_run: bool, batch_size: int | None, pause: float | None, **options
+    ) -> None:
         try:
             report = sessions_purge_expired(dry_run=dry_run, batch_size=batch_size, pause=pause)
         except ImproperlyConfigured as exc:
