@@ -42,7 +42,11 @@ class SessionVote(models.Model):
     """A persona's final vote as the original service kept it (its `recommendations` table)."""
 
     session = models.ForeignKey(
-        DeliberationSession, on_delete=models.CASCADE, related_name="votes", db_column="session_id"
+        DeliberationSession,
+        on_delete=models.CASCADE,
+        related_name="votes",
+        db_column="session_id",
+        db_index=False,  # the unique (session, source_id) index starts with it
     )
     source_id = models.BigIntegerField()
     sub_problem_index = models.IntegerField(null=True, blank=True)

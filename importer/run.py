@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import reset_queries
+from django.db import connection, reset_queries
 
 from sessions_app.models import DeliberationSession, SessionEvent
 
 from .mapping import BrokenRecord, Merged, merge_events, merge_session, parse_time
 from .models import ImportedSession
-from .services import Prior, imported_session_write, user_for_email
+from .services import (
+    NewSession,
+    Prior,
+    imported_session_prepare,
+    imported_session_write,
+    user_for_email,
+)
 from .sources import PostgresSource, RedisSource, SessionSource, read_events, read_metadata
+from .writer import SessionWriter
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +186,16 @@ class Importer:
         self._users[source_user_id] = user
         return user
 
-    def import_one(self, source: SessionSource, prior: Prior | None = None) -> None:
+    def import_one(
+        self, source: SessionSource, prior: Prior | None = None, writer: SessionWriter | None = None
+    ) -> None:
+        """Merge one session and write it; a new one goes to `writer` when there is one."""
         try:
             merged = self.merge(source)
             user = self._user(merged.source_user_id)
+            if writer is not None and prior is not None and not prior.exists and user is not None:
+                writer.put(imported_session_prepare(merged=merged, user=user))
+                return
             outcome, events = imported_session_write(
                 merged=merged, user=user, dry_run=self.dry_run, prior=prior
             )
@@ -198,6 +212,23 @@ class Importer:
         else:
             self.summary.sessions_unchanged += 1
         logger.debug("Session %s %s (%d new events)", source.id, outcome, events)
+
+    @staticmethod
+    def _finish(writer: SessionWriter) -> None:
+        """After Ctrl-C: the sessions already merged are written (a fraction of a second); a
+        second Ctrl-C leaves them, once the one being written is whole."""
+        try:
+            writer.close()
+        except KeyboardInterrupt:
+            with contextlib.suppress(KeyboardInterrupt):
+                writer.close(discard=True)
+
+    def _written(self, new: NewSession) -> None:
+        """Count a new session the writer committed (on the writer's thread)."""
+        self.summary.sessions_imported += 1
+        self.summary.events_imported += new.events
+        self.summary.votes_imported += new.votes
+        logger.debug("Session %s imported (%d events)", new.session_id, new.events)
 
     def _priors(self, ids: list[str]) -> dict[str, Prior]:
         """What is here already for a batch: three queries instead of three per session."""
@@ -226,6 +257,10 @@ class Importer:
 
         `progress` is a tqdm-like bar (`n`, `total`, `update`, `refresh`) or None.
         """
+        # New sessions are written on a thread of their own (importer/writer.py); a dry run
+        # writes nothing, and inside a transaction (a test's) that thread could not see it.
+        threaded = not self.dry_run and not connection.in_atomic_block
+        writer = SessionWriter(self._written) if threaded else None
         try:
             for batch in self.batches():
                 reset_queries()  # with DEBUG on, Django keeps every query's SQL otherwise
@@ -234,10 +269,19 @@ class Importer:
                     progress.refresh()
                 priors = self._priors([s.id for s in batch])
                 for source in batch:
-                    self.import_one(source, prior=priors.get(source.id, NEW))
+                    self.import_one(source, prior=priors.get(source.id, NEW), writer=writer)
                     if progress is not None:
                         progress.update(1)
+            if writer is not None:
+                writer, finishing = None, writer
+                finishing.close()
         except KeyboardInterrupt:
             self.summary.interrupted = True
+            if writer is not None:
+                self._finish(writer)
             logger.warning("Import interrupted: every session written so far is whole")
+        except BaseException:
+            if writer is not None:
+                writer.close(discard=True)
+            raise
         return self.summary

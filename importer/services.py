@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -10,10 +12,10 @@ from typing import Any, Literal
 import orjson
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import connection, transaction
-from django.db.models.sql import InsertQuery
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from bo1site.db.prepared import PreparedInsert
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, SessionEvent
 from sessions_app.snapshots import session_snapshot
@@ -24,6 +26,25 @@ from .models import ImportedSession, SessionVote
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["imported", "updated", "unchanged"]
+
+
+@contextlib.contextmanager
+def commits_without_waiting() -> Iterator[None]:
+    """This thread's connection commits without waiting for the WAL flush, while inside.
+
+    A crash of PostgreSQL mid-import may lose the last few sessions committed (never part of
+    one: each is still atomic); a rerun brings them back. No other connection is affected.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except DatabaseError:  # the connection broke (Ctrl-C inside a query): nothing to reset
+            connection.close()
 
 
 def user_for_email(*, email: str, dry_run: bool = False) -> tuple[User | None, bool]:
@@ -68,25 +89,12 @@ def _votes(merged: Merged, session: DeliberationSession) -> list[SessionVote]:
     ]
 
 
-def _insert_sql(cursor: Any, objs: list[Any]) -> bytes:
-    """The ORM's own INSERT of these model instances, as SQL with its values bound.
-
-    The ORM converts every field (JSON, decimals, times) as for save(); only the round trips
-    are saved: a new session's rows go to PostgreSQL in one statement batch.
-    """
-    model = type(objs[0])
-    # As save() does: no auto id, and no generated column (PostgreSQL computes it).
-    fields = [
-        f
-        for f in model._meta.concrete_fields
-        if f is not model._meta.auto_field and not getattr(f, "generated", False)
-    ]
-    query = InsertQuery(model)
-    query.insert_values(fields, objs, raw=False)
-    compiler = query.get_compiler(connection=connection)
-    return b";".join(cursor.mogrify(sql, params) for sql, params in compiler.as_sql())
-
-
+# Each table's INSERT, compiled once by the ORM (bo1site/db/prepared.py); a session's rows are
+# bound into it and sent together.
+INSERTS = {
+    model: PreparedInsert(f"bo1_import_{model._meta.db_table}", model)
+    for model in (DeliberationSession, SessionVote, ImportedSession)
+}
 EVENT_COLUMNS = ("session_id", "sequence", "event_type", "data", "idempotency_key", "created_at")
 
 
@@ -98,34 +106,68 @@ def _events_sql(cursor: Any, session_id: str, first: int, events: list[Any]) -> 
     """
     meta = SessionEvent._meta
     names = ", ".join(str(meta.get_field(c).column) for c in EVENT_COLUMNS)  # type: ignore[union-attr]
-    values = b",".join(
-        cursor.mogrify(
-            "(%s, %s, %s, %s, %s, %s)",
-            (
-                session_id,
-                first + offset,
-                event.event_type,
-                orjson.dumps(event_data(event)).decode(),
-                event.key,
-                event.timestamp,
-            ),
+    row = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
+    values: list[Any] = []
+    for offset, event in enumerate(events):
+        values += (
+            session_id,
+            first + offset,
+            event.event_type,
+            orjson.dumps(event_data(event)).decode(),
+            event.key,
+            event.timestamp,
         )
-        for offset, event in enumerate(events)
-    )
-    return f"INSERT INTO {meta.db_table} ({names}) VALUES ".encode() + values  # noqa: S608
+    statement = f"INSERT INTO {meta.db_table} ({names}) VALUES " + ", ".join([row] * len(events))  # noqa: S608
+    return bytes(cursor.mogrify(statement, values))
 
 
-def _insert(objs: list[Any], events: tuple[str, int, list[Any]] | None = None) -> None:
-    """Insert model instances (of one or more models), then events, in a single round trip."""
-    groups: dict[type, list[Any]] = {}
-    for obj in objs:
-        groups.setdefault(type(obj), []).append(obj)
+def _statements(objs: list[Any], events: tuple[str, int, list[Any]] | None = None) -> str:
+    """Model instances, then events, as one batch of INSERT statements with their values bound."""
     with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg2's own cursor under Django's wrapper
-        parts = [_insert_sql(raw, group) for group in groups.values()]
+        raw = cursor.cursor  # psycopg2's own cursor under Django's wrapper (for mogrify)
+        parts = [INSERTS[type(obj)].statement(obj, raw) for obj in objs]
         if events is not None and events[2]:
             parts.insert(1, _events_sql(raw, *events))  # after the session they reference
-        cursor.execute(b";".join(parts).decode())
+    return b";".join(parts).decode()
+
+
+def _execute(sql: str) -> None:
+    """Run a batch of statements in one round trip: on its own (autocommit) PostgreSQL runs
+    them as one transaction, and inside a transaction they are part of it."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A new session's rows as one batch of statements, ready to send, and its hot entry."""
+
+    session_id: str
+    sql: str
+    snapshot: dict[str, Any]
+    events: int
+    votes: int
+
+
+def imported_session_prepare(*, merged: Merged, user: User) -> NewSession:
+    """Everything a new session writes, built without touching the database: the session, its
+    votes, its provenance and its events as INSERT statements."""
+    session = DeliberationSession(id=merged.id, user=user, **merged.fields)
+    session.last_sequence = len(merged.events)
+    votes = _votes(merged, session)
+    record = ImportedSession(session=session, **_provenance(merged))
+    # The session first: the others reference it (the statements run in order).
+    sql = _statements([session, *votes, record], events=(merged.id, 1, merged.events))
+    return NewSession(merged.id, sql, session_snapshot(session), len(merged.events), len(votes))
+
+
+def imported_session_insert(new: NewSession) -> None:
+    """Write a prepared new session in one round trip (one transaction), then its hot entry.
+
+    A session created here meanwhile makes the whole batch fail (IntegrityError).
+    """
+    _execute(new.sql)
+    transaction.on_commit(lambda: SessionCache.set(new.session_id, new.snapshot))
 
 
 @dataclass(frozen=True)
@@ -157,15 +199,17 @@ def imported_session_write(
         and all(e.key in prior.event_keys for e in merged.events)
     ):
         return "unchanged", 0
-    maybe_existing = prior is None or prior.exists
+    if prior is not None and not prior.exists:  # known to be new: no lookup, one round trip
+        if not dry_run:
+            assert user is not None
+            imported_session_insert(imported_session_prepare(merged=merged, user=user))
+        return "imported", len(merged.events)
     with transaction.atomic():
         existing = (
             DeliberationSession.objects.select_for_update()
             .filter(pk=merged.id)
             .only("id", "user_id", "last_sequence")
             .first()
-            if maybe_existing
-            else None
         )
         record = ImportedSession.objects.filter(session_id=merged.id).first() if existing else None
         if existing is not None and record is None:
@@ -190,44 +234,31 @@ def imported_session_write(
         if dry_run:
             return outcome, len(new_events)
         assert user is not None
-        provenance = {
-            "source_user_id": merged.source_user_id,
-            "source_status": merged.source_status,
-            "source_phase": merged.source_phase,
-            "stores": merged.stores,
-            "fingerprint": fingerprint,
-        }
         if existing is None:
-            session = DeliberationSession(id=merged.id, user=user, **merged.fields)
-            session.last_sequence = len(new_events)
-            # The session first: the others reference it (the statements run in order).
-            _insert(
-                [session, *_votes(merged, session), ImportedSession(session=session, **provenance)],
-                events=(merged.id, 1, new_events),
+            imported_session_insert(imported_session_prepare(merged=merged, user=user))
+            return outcome, len(new_events)
+        updates: dict[str, Any] = dict(merged.fields) if changed else {}
+        updates["last_sequence"] = existing.last_sequence + len(new_events)
+        DeliberationSession.objects.filter(pk=merged.id).update(**updates)
+        if new_events:
+            _execute(_statements([], events=(merged.id, existing.last_sequence + 1, new_events)))
+        if changed:
+            SessionVote.objects.filter(session_id=merged.id).delete()
+            SessionVote.objects.bulk_create(_votes(merged, existing))
+            ImportedSession.objects.filter(session_id=merged.id).update(
+                **_provenance(merged), last_imported_at=timezone.now()
             )
-        else:
-            session = existing
-            updates: dict[str, Any] = dict(merged.fields) if changed else {}
-            updates["last_sequence"] = existing.last_sequence + len(new_events)
-            DeliberationSession.objects.filter(pk=merged.id).update(**updates)
-            if new_events:
-                _insert([], events=(merged.id, existing.last_sequence + 1, new_events))
-            if changed:
-                SessionVote.objects.filter(session_id=merged.id).delete()
-                SessionVote.objects.bulk_create(_votes(merged, session))
-                ImportedSession.objects.filter(session_id=merged.id).update(
-                    **provenance, last_imported_at=timezone.now()
-                )
         # The Redis entry is written through as for any other session, once this commits.
-        snapshot = session_snapshot(session) if existing is None else None
-        transaction.on_commit(lambda: _write_hot_entry(merged.id, snapshot))
+        transaction.on_commit(lambda: SessionCache.refresh(merged.id))
     return outcome, len(new_events)
 
 
-def _write_hot_entry(session_id: str, snapshot: dict[str, Any] | None) -> None:
-    if snapshot is None:  # an update: the row as committed
-        session = DeliberationSession.objects.filter(pk=session_id).first()
-        if session is None:
-            return
-        snapshot = session_snapshot(session)
-    SessionCache.set(session_id, snapshot)
+def _provenance(merged: Merged) -> dict[str, Any]:
+    """Where the session came from, and the digest that tells a rerun whether it changed."""
+    return {
+        "source_user_id": merged.source_user_id,
+        "source_status": merged.source_status,
+        "source_phase": merged.source_phase,
+        "stores": merged.stores,
+        "fingerprint": merged.fingerprint,
+    }

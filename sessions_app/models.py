@@ -109,6 +109,7 @@ class DeliberationSession(models.Model):
         blank=True,
         related_name="+",
         editable=False,
+        db_index=False,  # sessions_legal_hold_by indexes the few rows that have one
     )
     legal_hold_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -135,6 +136,11 @@ class DeliberationSession(models.Model):
             # fastupdate every write goes into the index itself: a pending list would make each
             # search scan it.
             GinIndex(SessionSearchKeys(), name="sessions_search_keys", fastupdate=False),
+            models.Index(
+                fields=["legal_hold_by"],
+                name="sessions_legal_hold_by",
+                condition=models.Q(legal_hold_by__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -207,7 +213,11 @@ class SessionCountChange(models.Model):
 
 class SessionEvent(models.Model):
     session = models.ForeignKey(
-        DeliberationSession, on_delete=models.CASCADE, related_name="events", db_column="session_id"
+        DeliberationSession,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_column="session_id",
+        db_index=False,  # the unique (session, sequence) index starts with it
     )
     sequence = models.PositiveIntegerField()
     event_type = models.CharField(max_length=64)

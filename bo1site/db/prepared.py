@@ -227,8 +227,12 @@ class PreparedInsert:
     def __init__(self, name: str, model: type[Model]) -> None:
         self.name = name
         self.model = model
-        # A generated column (the search document) is PostgreSQL's to write, never the INSERT's.
-        self.fields = [f for f in model._meta.local_concrete_fields if not f.generated]
+        # A generated column (the search document) is PostgreSQL's to write, and an automatic
+        # primary key the database's sequence's, never the INSERT's (as in save()).
+        auto = model._meta.auto_field
+        self.fields = [
+            f for f in model._meta.local_concrete_fields if not f.generated and f is not auto
+        ]
         self._sql: str | None = None
 
     def insert(self, obj: Model, *, using: str = "default") -> None:
@@ -236,12 +240,10 @@ class PreparedInsert:
         signals.pre_save.send(
             sender=self.model, instance=obj, raw=False, using=using, update_fields=None
         )
-        values = [
-            field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
-            for field in self.fields
-        ]
         with connection.cursor() as cursor:
-            execute_prepared(cursor, self.name, self._sql or self._compile(using), values)
+            execute_prepared(
+                cursor, self.name, self._sql or self._compile(using), self._values(obj, using)
+            )
         obj._state.adding = False
         obj._state.db = using
         signals.post_save.send(
@@ -253,12 +255,26 @@ class PreparedInsert:
             using=using,
         )
 
+    def statement(self, obj: Model, cursor: Any, *, using: str = "default") -> bytes:
+        """The INSERT of `obj` as one SQL statement with its values bound (by psycopg2's
+        `mogrify` on `cursor`), for sending many rows in one round trip. No signals are sent:
+        this is for bulk writes, like bulk_create."""
+        return bytes(cursor.mogrify(self._sql or self._compile(using), self._values(obj, using)))
+
+    def _values(self, obj: Model, using: str) -> list[Any]:
+        connection = connections[using]
+        return [
+            field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+            for field in self.fields
+        ]
+
     def _compile(self, using: str) -> str:
         template = self.model()
         for field in self.fields:
             setattr(template, field.attname, Param(field.attname))
         query = InsertQuery(self.model)
-        query.insert_values(self.fields, [template])
+        # raw: the fields' own pre_save (auto_now) runs per row in _values, not on the template
+        query.insert_values(self.fields, [template], raw=True)
         [(sql, params)] = query.get_compiler(using=using).as_sql()
         if len(params) != len(self.fields) or not all(isinstance(p, Param) for p in params):
             raise ValueError(f"{self.name}: the compiled INSERT does not bind every field")

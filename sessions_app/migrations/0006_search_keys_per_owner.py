@@ -1,6 +1,9 @@
-"""Search through an index of owner-prefixed words (sessions_app/search.py says why), and no
-separate index on sessions.user_id (every query by user starts with `sessions_user_status` or
-`sessions_user_recent`).
+"""Search through an index of owner-prefixed words (sessions_app/search.py says why), and fewer
+index entries for every write to maintain: no `sessions.user_id` index (every query by user is
+served by `sessions_user_status` or `sessions_user_recent`), no `session_events.session_id` index
+(the unique (session_id, sequence) index starts with it), none of the `varchar_pattern_ops`
+copies Django made of both ids for LIKE queries (nothing runs one), and `legal_hold_by` indexed
+only where it is set.
 
 The indexes are built and dropped CONCURRENTLY, so a large table keeps taking writes meanwhile.
 """
@@ -80,6 +83,46 @@ class Migration(migrations.Migration):
             ),
         ),
         RemoveIndexConcurrently(model_name="deliberationsession", name="sessions_user_search"),
+        migrations.AlterField(
+            model_name="sessionevent",
+            name="session",
+            field=models.ForeignKey(
+                db_column="session_id",
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="events",
+                to="sessions_app.deliberationsession",
+            ),
+        ),
+        # Django's LIKE index of the primary key; it is not part of the migration state.
+        migrations.RunSQL(
+            "DROP INDEX CONCURRENTLY IF EXISTS sessions_id_778b715b_like",
+            reverse_sql=(
+                "CREATE INDEX IF NOT EXISTS sessions_id_778b715b_like "
+                "ON sessions (id varchar_pattern_ops)"
+            ),
+        ),
+        migrations.AlterField(
+            model_name="deliberationsession",
+            name="legal_hold_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        AddIndexConcurrently(
+            model_name="deliberationsession",
+            index=models.Index(
+                condition=models.Q(("legal_hold_by__isnull", False)),
+                fields=["legal_hold_by"],
+                name="sessions_legal_hold_by",
+            ),
+        ),
         migrations.AlterField(
             model_name="deliberationsession",
             name="user",

@@ -4,15 +4,14 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, connection
 from tqdm import tqdm
 
 from importer.mapping import BrokenRecord, parse_time
 from importer.run import Importer, Summary
+from importer.services import commits_without_waiting
 from importer.sources import PostgresSource, RedisSource, SourceUnavailable
 
 logger = logging.getLogger("importer")
@@ -20,28 +19,6 @@ logger = logging.getLogger("importer")
 EXIT_SKIPPED = 2
 EXIT_FATAL = 1
 EXIT_INTERRUPTED = 130
-
-
-@contextlib.contextmanager
-def _commits_without_waiting(enabled: bool) -> Iterator[None]:
-    """One transaction per session, committed without waiting for the WAL flush.
-
-    A crash of PostgreSQL mid-import may lose the last few sessions committed (never part of
-    one: each is still atomic); a rerun brings them back. Only this connection is affected.
-    """
-    if not enabled:
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO off")
-    try:
-        yield
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
-        except DatabaseError:  # the connection broke (Ctrl-C inside a query): nothing to reset
-            connection.close()
 
 
 class Command(BaseCommand):
@@ -107,7 +84,7 @@ class Command(BaseCommand):
             )
             show = sys.stderr.isatty() and not options["no_progress"]
             with (
-                _commits_without_waiting(not options["dry_run"]),
+                contextlib.nullcontext() if options["dry_run"] else commits_without_waiting(),
                 tqdm(
                     total=importer.total(),
                     unit="session",
