@@ -100,7 +100,7 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default="postgres://127.0.0.1
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The lookups every request (or engine step) runs by a unique key are prepared once per
-# connection (bo1site/db/prepared.py); switch off behind a pooler in transaction mode.
+# connection (bo1site/serving/db/prepared.py); switch off behind a pooler in transaction mode.
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend with a health check that needs no round trip (bo1site/serving/db).
@@ -139,7 +139,7 @@ CACHES = {
         "TIMEOUT": SESSION_CACHE_TTL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SERIALIZER": "bo1site.jsoncodec.OrjsonCacheSerializer",
+            "SERIALIZER": "bo1site.serving.jsoncodec.OrjsonCacheSerializer",
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "IGNORE_EXCEPTIONS": True,
@@ -270,11 +270,11 @@ def throttle_rate(variable: str, default: str) -> str:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "bo1site.authentication.TokenAuthentication",
+        "bo1site.serving.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["bo1site.jsoncodec.OrjsonRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["bo1site.serving.jsoncodec.OrjsonRenderer"],
     # DRF's negotiation with the plain JSON case answered at once (bo1site/serving).
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "bo1site.serving.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["sessions_app.api.parsers.SafeJSONParser"],

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from bo1site.db.prepared import PreparedInsert
+from bo1site.serving.db.prepared import PreparedInsert
 from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, SessionEvent
 from sessions_app.snapshots import session_snapshot
@@ -89,8 +89,8 @@ def _votes(merged: Merged, session: DeliberationSession) -> list[SessionVote]:
     ]
 
 
-# Each table's INSERT, compiled once by the ORM (bo1site/db/prepared.py); a session's rows are
-# bound into it and sent together.
+# Each table's INSERT, compiled once by the ORM (bo1site/serving/db/prepared.py); a session's
+# rows are bound into it and sent together.
 INSERTS = {
     model: PreparedInsert(f"bo1_import_{model._meta.db_table}", model)
     for model in (DeliberationSession, SessionVote, ImportedSession)

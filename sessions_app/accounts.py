@@ -14,8 +14,8 @@ from redis.exceptions import RedisError
 from rest_framework.authtoken.models import Token
 from zipstream import ZipStream
 
-from bo1site import jsoncodec
 from bo1site.celery import app as celery_app
+from bo1site.serving import jsoncodec
 
 from . import services
 from .models import FINISHED_STATUSES, DeliberationSession

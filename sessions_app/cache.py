@@ -17,7 +17,7 @@ from django_redis import get_redis_connection
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError, WatchError
 
-from bo1site import jsoncodec
+from bo1site.serving import jsoncodec
 
 from .models import DeliberationSession
 from .redis_keys import (

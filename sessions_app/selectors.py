@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
 
-from bo1site.db.prepared import AnyOf, Param, PreparedQuery
+from bo1site.serving.db.prepared import AnyOf, Param, PreparedQuery
 
 from .cache import SessionCache
 from .cursors import InvalidCursor, Position, cursor_decode, cursor_encode, filter_fingerprint
@@ -76,7 +76,7 @@ def _after(created_at: Any, session_id: Any, rank: Any = None) -> Q:
 @dataclass(frozen=True)
 class _Shape:
     """Which parameters a list request has. The queries of each shape are compiled once, with
-    `Param`s for the values (bo1site/db/prepared.py), so a request builds no queryset."""
+    `Param`s for the values (bo1site/serving/db/prepared.py), so a request builds no queryset."""
 
     status: bool = False
     created_after: bool = False
@@ -156,12 +156,14 @@ def _search_details() -> QuerySet[Any, Any]:
 
 @cache
 def _queries(shape: _Shape) -> tuple[PreparedQuery, PreparedQuery]:
-    """The shape's page and count. Neither is prepared on the server: their best plans depend
-    on the user, the offset and the words (a generic plan of the page walks the global
-    created-at index and filters by user, and a user with one session waited 200 ms for it)."""
+    """The shape's page and count. A page is never prepared on the server: its best plan
+    depends on the user, the offset and the words (a generic plan of the page walks the global
+    created-at index and filters by user, and a user with one session waited 200 ms for it).
+    The plain list's count reads a user's few counter rows, one plan for everyone: prepared."""
+    counters = not (shape.search or shape.created_after or shape.created_before)
     return (
         PreparedQuery(shape.name, lambda: _page(shape), paginated=True, prepare=False),
-        PreparedQuery(shape.name + "_count", lambda: _count(shape), prepare=False),
+        PreparedQuery(shape.name + "_count", lambda: _count(shape), prepare=counters),
     )
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from bo1site.db.prepared import Param, PreparedInsert, PreparedQuery
+from bo1site.serving.db.prepared import Param, PreparedInsert, PreparedQuery
 
 from .cache import SessionCache
 from .models import FINISHED_STATUSES, DeliberationSession, PauseReason, SessionEvent, Status
@@ -90,7 +90,8 @@ class NewEvent:
     idempotency_key: str | None = None
 
 
-# The INSERT of a new session, compiled once and prepared per connection (bo1site/db/prepared.py).
+# The INSERT of a new session, compiled once and prepared per connection
+# (bo1site/serving/db/prepared.py).
 SESSION_INSERT = PreparedInsert("bo1_session_insert", DeliberationSession)
 
 
@@ -268,7 +269,7 @@ def session_transition(
 
 # Each engine step locks its session's row. The checkpoint grows with the transcript and is
 # only ever written by a progress update, never read, so it stays out of the locked read; the
-# query is compiled once (bo1site/db/prepared.py): building it through the ORM on every step
+# query is compiled once (bo1site/serving/db/prepared.py): building it through the ORM on every step
 # cost more CPU than PostgreSQL spends answering it.
 PROGRESS_LOCK = PreparedQuery(
     "bo1_session_lock",

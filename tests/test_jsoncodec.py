@@ -14,8 +14,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework.utils.serializer_helpers import ReturnDict, ReturnList
 
-from bo1site import jsoncodec
-from bo1site.jsoncodec import OrjsonCacheSerializer, OrjsonRenderer
+from bo1site.serving import jsoncodec
+from bo1site.serving.jsoncodec import OrjsonCacheSerializer, OrjsonRenderer
 from sessions_app.cache import SessionCache, entry_key
 
 WIDE = 2**70  # wider than 64 bits: orjson refuses to encode it and decodes it as a float

@@ -8,7 +8,7 @@ from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from bo1site.db.prepared import Param, PreparedQuery
+from bo1site.serving.db.prepared import Param, PreparedQuery
 from sessions_app.models import DeliberationSession, SessionCountChange, Status
 from tests.factories import SessionFactory, UserFactory
 
@@ -106,7 +106,7 @@ def test_a_sliced_queryset_is_refused():
 
 
 def test_an_insert_writes_the_row_save_would_write(user):
-    from bo1site.db.prepared import PreparedInsert
+    from bo1site.serving.db.prepared import PreparedInsert
 
     insert = PreparedInsert("bo1_test_insert", DeliberationSession)
     for n in range(2):

@@ -217,11 +217,8 @@ def test_bo1site_holds_the_project_wiring_and_the_machinery_package():
     parsers and the outage middleware live with the store that raises them."""
     wiring = {"__init__.py", "asgi.py", "wsgi.py", "celery.py", "settings.py", "settings_test.py"}
     wiring |= {"urls.py", "serving"}
-    # Imported by the store's services, selectors and cache, or being moved on their own:
-    # each goes when those modules no longer need it here.
-    pending = {"authentication.py", "jsoncodec.py", "db"}
     present = {p.name for p in (ROOT / "bo1site").iterdir() if p.name != "__pycache__"}
-    assert present <= wiring | pending, sorted(present - wiring - pending)
+    assert present <= wiring, sorted(present - wiring)
 
 
 def test_no_product_module_is_much_over_400_lines():

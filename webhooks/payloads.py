@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
-from bo1site.jsoncodec import dumps
+from bo1site.serving.jsoncodec import dumps
 from sessions_app.models import DeliberationSession
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import psycopg2
 import redis
 
+from .compare import load as load_comparison
+from .compare import table
 from .config import DOCS, BenchConfig
 from .seed import Seeded
 
@@ -610,6 +612,7 @@ def markdown(results: dict[str, Any], directory: Path) -> str:
         *_data_lines(results["data"]),
         *_budget_lines(results["budgets"]),
         "",
+        *(table(comparison) if (comparison := load_comparison(directory)) else []),
         *METHOD,
         *_http_lines(results.get("http", {})),
     ]

@@ -135,9 +135,10 @@ through the ones it uses.
 This machine has {result.cpus} cores shared with other work: the load average before and after
 each run is in the table, and figures move with it. Compare runs made back to back. "Import's
 own CPU" is the command's process (user + system time); PostgreSQL's work for it (inserts,
-indexes, the per-user count trigger) runs on the same cores besides. The import is one
-sequential stream of transactions, so the two take turns: on a busy machine each turn also
-waits for a core.
+indexes, the per-user count trigger) runs on the same cores besides. The command reads and merges
+sessions on one thread while another writes the ones before (importer/writer.py), so its own
+work and PostgreSQL's overlap; runs before 2026-12-06 took turns, one transaction after the
+other.
 
 {chr(10).join(rows)}
 

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from bo1site.authentication import TokenAuthentication
+from bo1site.serving.authentication import TokenAuthentication
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db

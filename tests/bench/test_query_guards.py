@@ -174,13 +174,13 @@ def statement(queries, name):
 def page_query(queries):
     """The list's page query as it ran: EXPLAIN of it shows the plan PostgreSQL used.
 
-    It is plain SQL with its values (never prepared: see bo1site/db/prepared.py); a prepared
-    page would show up as `EXECUTE bo1_list_page...(...)`, whose EXPLAIN shows the cached plan.
+    It is plain SQL with its values (never prepared: see bo1site/serving/db/prepared.py); a
+    prepared page would show up as `EXECUTE bo1_list(...)`, whose EXPLAIN shows the cached plan.
     """
     return next(
         q
         for q in queries
-        if q.startswith("EXECUTE bo1_list_page") or (q.startswith("SELECT") and '"sessions"' in q)
+        if q.startswith("EXECUTE bo1_list(") or (q.startswith("SELECT") and '"sessions"' in q)
     )
 
 

@@ -8,8 +8,8 @@ import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from bo1site.db.prepared import _numbered, execute_prepared
 from bo1site.serving.db.base import DatabaseWrapper
+from bo1site.serving.db.prepared import _numbered, execute_prepared
 
 
 @pytest.fixture

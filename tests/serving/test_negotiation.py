@@ -12,7 +12,7 @@ from rest_framework.settings import api_settings
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from bo1site.jsoncodec import OrjsonRenderer
+from bo1site.serving.jsoncodec import OrjsonRenderer
 from bo1site.serving.negotiation import ContentNegotiation
 from tests.factories import SessionFactory
 

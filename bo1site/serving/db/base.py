@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend with a cheaper per-request health check, and connections that
-remember their prepared statements (bo1site/db/prepared.py uses that memory).
+remember their prepared statements (bo1site/serving/db/prepared.py uses that memory).
 
 With CONN_HEALTH_CHECKS, Django sends `SELECT 1` on a persistent connection before its first
 query in each request, so a connection the server has dropped (a restart, an idle timeout, an

@@ -10,7 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from bo1site import jsoncodec
+from bo1site.serving import jsoncodec
 
 from ...cache import REDIS_ERRORS, stream_key
 from .wire import LiveEvent

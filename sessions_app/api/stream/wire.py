@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from bo1site import jsoncodec
+from bo1site.serving import jsoncodec
 
 # EventSource waits this long before it reconnects after a dropped connection.
 RECONNECT_MS = 3000

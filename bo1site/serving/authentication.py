@@ -1,10 +1,10 @@
 """Token authentication for the API: DRF's TokenAuthentication, its lookup compiled once.
 
-Every API request authenticates, and building DRF's `select_related("user").get(key=...)`
-through the ORM on every request costs several times the CPU of the query itself. The same
-queryset runs here through PreparedQuery (bo1site/db/prepared.py), and the answers are exactly
-DRF's. It still asks PostgreSQL on every request, so a deleted token or a deactivated user is
-refused at once.
+Stock DRF builds `select_related("user").get(key=...)` through the ORM on every request, which
+costs several times the CPU of the query itself. The same queryset runs here through
+PreparedQuery (db/prepared.py), and the answers are exactly DRF's. It still asks PostgreSQL on
+every request, so a deleted token or a deactivated user is refused at once. Measured: 0.67 ->
+about 0.2 ms of CPU per request (docs/PERFORMANCE-HISTORY.md, "Token authentication").
 """
 
 from __future__ import annotations
