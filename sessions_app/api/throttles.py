@@ -53,7 +53,9 @@ def seconds_until_allowed(scope: str, ident: str) -> float | None:
     window = int(now // period)
     key = throttle_key(scope, ident, window)
     try:
-        pipe = redis_client().pipeline(transaction=True)
+        # One round trip; no MULTI/EXEC around the two: another request's INCR between them
+        # only counts, and the expiry is set again by every request of the window.
+        pipe = redis_client().pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, period + 1)
         count = int(pipe.execute()[0])
