@@ -273,8 +273,7 @@ class Importer:
                     if progress is not None:
                         progress.update(1)
             if writer is not None:
-                writer, finishing = None, writer
-                finishing.close()
+                writer.close()  # every session merged is written
         except KeyboardInterrupt:
             self.summary.interrupted = True
             if writer is not None:
