@@ -1,8 +1,9 @@
 """Two runs of `make bench` side by side: the code before a change and after it.
 
 `python -m scripts.bench.compare BEFORE.json AFTER.json --title "..."` keeps the two runs'
-figures in docs/benchmarks-comparison.json; every BENCHMARKS.md written afterwards shows them
-as a table (report.py), with each figure's change and the ones more than 10% worse marked.
+figures in docs/benchmarks-comparison.json and writes BENCHMARKS.md again from
+docs/benchmarks.json; every BENCHMARKS.md written afterwards shows them as a table (report.py),
+with each figure's change and the ones more than 10% worse marked.
 Make the two runs back to back on one machine, each from a checkout of its own commit.
 """
 
@@ -13,10 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import report
 from .config import DOCS
-
-COMPARISON = "benchmarks-comparison.json"
-WORSE = 0.10  # a figure this much worse is marked
+from .report import COMPARISON
 
 # (label, where in a run's benchmarks.json, True when higher is better)
 HTTP_FIGURES = (
@@ -64,51 +64,6 @@ def _run_summary(run: dict[str, Any], label: str) -> dict[str, Any]:
     }
 
 
-def change(before: float | None, after: float | None, higher: bool) -> tuple[str, bool]:
-    """The change as text, and whether it is more than WORSE worse."""
-    if before is None or after is None or before == 0:
-        return "-", False
-    ratio = after / before - 1
-    worse = -ratio if higher else ratio
-    return f"{ratio:+.0%}", worse > WORSE
-
-
-def table(comparison: dict[str, Any]) -> list[str]:
-    """The comparison as Markdown lines for BENCHMARKS.md."""
-    before, after = comparison["before"], comparison["after"]
-    higher = set(after["higher_is_better"])
-    lines = [
-        f"## {comparison['title']}",
-        "",
-        comparison.get("note", ""),
-        "",
-        f"Before: {before['label']}, {before['started_at']} to {before['finished_at']} (load "
-        f"average {before['load_average_start']} at the start). After: {after['label']}, "
-        f"{after['started_at']} to {after['finished_at']} (load average "
-        f"{after['load_average_start']}). Figures more than {WORSE:.0%} worse are marked.",
-        "",
-        "| figure | before | after | change |",
-        "|---|---|---|---|",
-    ]
-    for name, value in after["figures"].items():
-        old = before["figures"].get(name)
-        text, marked = change(old, value, name in higher)
-        cell = lambda v: "-" if v is None else f"{v:,.2f}"  # noqa: E731
-        lines.append(f"| {name} | {cell(old)} | {cell(value)} | {text}{' (worse)' * marked} |")
-    lines += ["", "| budget | before | after |", "|---|---|---|"]
-    old_budgets = {row["budget"]: row for row in before["budgets"]}
-    for row in after["budgets"]:
-        old = old_budgets.get(row["budget"])
-        old_text = f"{old['verdict']} ({old['measured']})" if old else "(not measured)"
-        lines.append(f"| {row['budget']} | {old_text} | {row['verdict']} ({row['measured']}) |")
-    return [*lines, ""]
-
-
-def load(directory: Path = DOCS) -> dict[str, Any] | None:
-    path = directory / COMPARISON
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench.compare", description=__doc__)
     parser.add_argument("before", type=Path)
@@ -125,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         "after": _run_summary(json.loads(args.after.read_text()), args.after_label),
     }
     (DOCS / COMPARISON).write_text(json.dumps(comparison, indent=2) + "\n")
-    print("\n".join(table(comparison)))
+    print("\n".join(report.comparison_lines(comparison)))
+    print(f"{report.rewrite(DOCS)} written")
 
 
 if __name__ == "__main__":

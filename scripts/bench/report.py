@@ -16,8 +16,6 @@ from typing import Any
 import psycopg2
 import redis
 
-from .compare import load as load_comparison
-from .compare import table
 from .config import DOCS, BenchConfig
 from .seed import Seeded
 
@@ -600,6 +598,56 @@ def _plan_lines(plans: dict[str, str]) -> list[str]:
     return lines
 
 
+COMPARISON = "benchmarks-comparison.json"
+WORSE = 0.10  # a figure this much worse than before is marked
+
+
+def change(before: float | None, after: float | None, higher: bool) -> tuple[str, bool]:
+    """The change as text, and whether it is more than WORSE worse."""
+    if before is None or after is None or before == 0:
+        return "-", False
+    ratio = after / before - 1
+    worse = -ratio if higher else ratio
+    return f"{ratio:+.0%}", worse > WORSE
+
+
+def comparison_lines(comparison: dict[str, Any]) -> list[str]:
+    """The comparison as Markdown lines for BENCHMARKS.md."""
+    before, after = comparison["before"], comparison["after"]
+    higher = set(after["higher_is_better"])
+    lines = [
+        f"## {comparison['title']}",
+        "",
+        comparison.get("note", ""),
+        "",
+        f"Before: {before['label']}, {before['started_at']} to {before['finished_at']} (load "
+        f"average {before['load_average_start']} at the start). After: {after['label']}, "
+        f"{after['started_at']} to {after['finished_at']} (load average "
+        f"{after['load_average_start']}). Figures more than {WORSE:.0%} worse are marked.",
+        "",
+        "| figure | before | after | change |",
+        "|---|---|---|---|",
+    ]
+    for name, value in after["figures"].items():
+        old = before["figures"].get(name)
+        text, marked = change(old, value, name in higher)
+        cell = lambda v: "-" if v is None else f"{v:,.2f}"  # noqa: E731
+        lines.append(f"| {name} | {cell(old)} | {cell(value)} | {text}{' (worse)' * marked} |")
+    lines += ["", "| budget | before | after |", "|---|---|---|"]
+    old_budgets = {row["budget"]: row for row in before["budgets"]}
+    for row in after["budgets"]:
+        old = old_budgets.get(row["budget"])
+        old_text = f"{old['verdict']} ({old['measured']})" if old else "(not measured)"
+        lines.append(f"| {row['budget']} | {old_text} | {row['verdict']} ({row['measured']}) |")
+    return [*lines, ""]
+
+
+def _comparison(directory: Path) -> list[str]:
+    """The before/after table of docs/benchmarks-comparison.json (scripts/bench/compare.py)."""
+    path = directory / COMPARISON
+    return comparison_lines(json.loads(path.read_text())) if path.exists() else []
+
+
 def markdown(results: dict[str, Any], directory: Path) -> str:
     """BENCHMARKS.md for one run, with the table of the runs recorded in `directory`."""
     lines = [
@@ -612,7 +660,7 @@ def markdown(results: dict[str, Any], directory: Path) -> str:
         *_data_lines(results["data"]),
         *_budget_lines(results["budgets"]),
         "",
-        *(table(comparison) if (comparison := load_comparison(directory)) else []),
+        *_comparison(directory),
         *METHOD,
         *_http_lines(results.get("http", {})),
     ]
@@ -642,6 +690,14 @@ def write(results: dict[str, Any], directory: Path = DOCS, *, record: bool = Tru
             history.write(json.dumps(summary(results)) + "\n")
     results["budgets"] = budgets(results)
     (directory / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    target = directory / "BENCHMARKS.md"
+    target.write_text(markdown(results, directory))
+    return target
+
+
+def rewrite(directory: Path = DOCS) -> Path:
+    """BENCHMARKS.md written again from the run recorded in benchmarks.json."""
+    results = json.loads((directory / "benchmarks.json").read_text())
     target = directory / "BENCHMARKS.md"
     target.write_text(markdown(results, directory))
     return target
