@@ -21,7 +21,6 @@ LIVE_FIELDS = (
     "updated_at",
 )
 PROBLEM_PREVIEW_CHARS = 200
-COST_QUANTUM = Decimal("0.000001")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -30,7 +29,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def _money(value: Any) -> str:
     # Six places always, so a new session's "0" and a reloaded "0.000000" read the same.
-    return str(Decimal(value).quantize(COST_QUANTUM))
+    return format(Decimal(value), ".6f")
 
 
 def _preview(text: str) -> str:
@@ -61,14 +60,17 @@ LIST_COLUMNS: tuple[tuple[str, str, Callable[[Any], Any] | None], ...] = (
     ("last_activity_at", "last_activity_at", _iso),
 )
 LIST_FIELDS = tuple(field for _, field, _ in LIST_COLUMNS)
+_LIST_KEYS = tuple(key for key, _, _ in LIST_COLUMNS)
+_LIST_SHOWN = tuple((key, show) for key, _, show in LIST_COLUMNS if show is not None)
 
 
 def session_summary(row: Sequence[Any]) -> dict[str, Any]:
-    """One row of the list from the values of LIST_FIELDS, in order (built for every row shown)."""
-    return {
-        key: show(value) if show else value
-        for (key, _, show), value in zip(LIST_COLUMNS, row, strict=True)
-    }
+    """One row of the list from the values of LIST_FIELDS, in order (built for every row shown,
+    so the columns shown as they are go through no Python code at all)."""
+    summary = dict(zip(_LIST_KEYS, row, strict=True))
+    for key, show in _LIST_SHOWN:
+        summary[key] = show(summary[key])
+    return summary
 
 
 def session_snapshot(session: DeliberationSession) -> dict[str, Any]:

@@ -95,6 +95,11 @@ class BenchConfig:
             # high enough that one benchmark user creating and starting sessions never meets them.
             "BO1_THROTTLE_CREATE": "100000000/min",
             "BO1_THROTTLE_START": "100000000/min",
+            # The worker's daily retention job would delete the seed's soft-deleted sessions
+            # (5% of them, up to a year old) the first time a worker starts, in the middle of
+            # the run; the history part purges sessions of its own with its own setting.
+            "BO1_DELETED_RETENTION_DAYS": "36500",
+            "BO1_RETENTION_DAYS": "",
         }
         env.update(extra)
         return env

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg2
 import redis
 
-from .config import DOCS, BenchConfig
+from .config import DOCS, ROOT, BenchConfig
 from .seed import Seeded
 
 PACKAGES = (
@@ -95,37 +95,27 @@ def machine(config: BenchConfig) -> dict[str, Any]:
 
 
 def explain(config: BenchConfig, seeded: Seeded) -> dict[str, str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the list's queries, as the API runs them (second run: warm)."""
-    page_sql = (
-        "SELECT id, user_id, problem_statement, status, phase, round_number, total_cost, "
-        "total_tokens, contribution_count, pause_reason, final_recommendation, created_at, "
-        "updated_at, started_at, completed_at, last_activity_at FROM sessions "
-        "WHERE user_id = %(u)s AND NOT (status = 'deleted') "
-        "ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0"
+    """EXPLAIN (ANALYZE, BUFFERS) of the list's queries as the application builds them
+    (scripts/bench/app_queries.py), each run twice (the second, warm, is shown)."""
+    built = subprocess.run(
+        [config.python, "-m", "scripts.bench.app_queries", str(seeded.hot_user_id)],
+        cwd=ROOT,
+        env=config.child_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    queries = {
-        "page": page_sql,
-        "count (the API: per-status counters)": (
-            "SELECT COALESCE(SUM(count), 0) FROM session_counts "
-            "WHERE user_id = %(u)s AND NOT (status = 'deleted')"
-        ),
-        "count (for comparison: counting the rows)": (
-            "SELECT count(*) FROM sessions WHERE user_id = %(u)s AND NOT (status = 'deleted')"
-        ),
-        # What ?q=rebuild runs (issue 16), by hand: the GIN index on (user_id, search_vector).
-        "search page (one word)": (
-            "SELECT id, ts_rank(search_vector, q)::float8 AS rank FROM sessions, "
-            "websearch_to_tsquery('english', 'rebuild') AS q WHERE user_id = %(u)s "
-            "AND NOT (status = 'deleted') AND search_vector @@ q "
-            "ORDER BY rank DESC, created_at DESC, id DESC LIMIT 21"
-        ),
-    }
+    queries = json.loads(built.stdout)
+    queries["count (for comparison: counting the rows)"] = (
+        f"SELECT count(*) FROM sessions WHERE user_id = {int(seeded.hot_user_id)}"
+        " AND NOT (status = 'deleted')"
+    )
     plans = {}
     conn = psycopg2.connect(config.database_url)
     with conn, conn.cursor() as cursor:
         for name, sql in queries.items():
             for _ in range(2):
-                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", {"u": seeded.hot_user_id})
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")  # no parameters: no % to escape
                 lines = [row[0] for row in cursor.fetchall()]
             plans[name] = "\n".join(lines)
     conn.close()
@@ -294,8 +284,8 @@ def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 PLAN_ORDER = (
-    "page",
-    "count (the API: per-status counters)",
+    "list page",
+    "list total (the per-status counters)",
     "count (for comparison: counting the rows)",
 )
 ENDPOINT_ORDER = ("list", "minimal_list", "detail_redis", "detail_after_flush", "create", "events")
@@ -589,7 +579,7 @@ def _plan_lines(plans: dict[str, str]) -> list[str]:
     if not plans:
         return []
     lines = ["", "## Query plans (EXPLAIN (ANALYZE, BUFFERS), the measured user)", ""]
-    # The page, then the API's count, then the count it replaced.
+    # The page, the API's count and the count it replaced; then the cursor page and searches.
     order = list(PLAN_ORDER)
     for name, plan in sorted(
         plans.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)
