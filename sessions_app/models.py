@@ -49,6 +49,15 @@ Phase = _choices(vocabulary.Phase)
 PauseReason = _choices(vocabulary.PauseReason)
 
 
+class SessionManager(models.Manager["DeliberationSession"]):
+    """Rows without the search document: PostgreSQL computes it and searches with it, Python
+    never reads it, and it is the widest column of most rows (`.only()` or a plain attribute
+    access still reaches it)."""
+
+    def get_queryset(self) -> models.QuerySet["DeliberationSession"]:
+        return super().get_queryset().defer("search_vector")
+
+
 class DeliberationSession(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_session_id, editable=False)
     user = models.ForeignKey(
@@ -112,6 +121,8 @@ class DeliberationSession(models.Model):
         db_index=False,  # sessions_legal_hold_by indexes the few rows that have one
     )
     legal_hold_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = SessionManager()
 
     class Meta:
         db_table = "sessions"

@@ -36,9 +36,9 @@ def process_cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def procfile_line(name: str) -> str:
-    """The command of one Procfile process type."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
+def procfile_line(name: str, root: Path = ROOT) -> str:
+    """The command of one Procfile process type (of this checkout, or the one at `root`)."""
+    for line in (root / "Procfile").read_text().splitlines():
         match = re.match(rf"^{re.escape(name)}:\s*(.+)$", line)
         if match:
             return match.group(1)
@@ -48,8 +48,10 @@ def procfile_line(name: str) -> str:
 class Server(ManagedProcess):
     """A benchmark server: its log in bench-artifacts/<name>.log, its CPU time measurable."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        super().__init__(name, argv, env, log_path=ARTIFACTS / f"{name}.log", cwd=ROOT)
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], *, cwd: Path = ROOT
+    ) -> None:
+        super().__init__(name, argv, env, log_path=ARTIFACTS / f"{name}.log", cwd=cwd)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the leader and its children."""
