@@ -589,6 +589,7 @@ def _plan_lines(plans: dict[str, str]) -> list[str]:
 
 
 COMPARISON = "benchmarks-comparison.json"
+AB = "benchmarks-ab.json"
 WORSE = 0.10  # a figure this much worse than before is marked
 
 
@@ -633,9 +634,39 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
 
 
 def _comparison(directory: Path) -> list[str]:
-    """The before/after table of docs/benchmarks-comparison.json (scripts/bench/compare.py)."""
+    """The before/after tables of docs/benchmarks-comparison.json (scripts/bench/compare.py)
+    and docs/benchmarks-ab.json (scripts/bench/ab.py)."""
     path = directory / COMPARISON
-    return comparison_lines(json.loads(path.read_text())) if path.exists() else []
+    lines = comparison_lines(json.loads(path.read_text())) if path.exists() else []
+    path = directory / AB
+    return lines + (ab_lines(json.loads(path.read_text())) if path.exists() else [])
+
+
+def ab_lines(ab: dict[str, Any]) -> list[str]:
+    """The medians of scripts/bench/ab.py's rounds, the code before against this code."""
+    before, after = ab["medians"]["before"], ab["medians"]["after"]
+    lines = [
+        "### The same two, in turns (scripts/bench/ab.py)",
+        "",
+        f"Both web servers at once, each endpoint measured on one and then the other, "
+        f"{ab['rounds']} rounds of {ab['duration_s']:.0f}-s runs (the order alternating); the "
+        "median round of each. CPU per request is the steadiest figure on a machine whose speed "
+        "drifts between runs.",
+        "",
+        "| endpoint | figure | before | after | change |",
+        "|---|---|---|---|---|",
+    ]
+    figures = (("rps", "unpaced req/s", True), ("web_ms", "web CPU per request (ms)", False),
+               ("db_ms", "PostgreSQL CPU per request (ms)", False), ("p50", "paced p50 (ms)",
+               False))  # fmt: skip
+    for endpoint, old in before.items():
+        for key, label, higher in figures:
+            text, marked = change(old[key], after[endpoint][key], higher)
+            lines.append(
+                f"| {endpoint} | {label} | {old[key]:,.2f} | {after[endpoint][key]:,.2f} | "
+                f"{text}{' (worse)' * marked} |"
+            )
+    return [*lines, ""]
 
 
 def markdown(results: dict[str, Any], directory: Path) -> str:
