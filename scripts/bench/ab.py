@@ -17,7 +17,9 @@ import argparse
 import json
 import logging
 import statistics
+import threading
 from pathlib import Path
+from typing import Any
 
 from .config import ARTIFACTS, DOCS, BenchConfig, bench_database_url
 from .http_parts import CREATE_BODY, LIST_PATH, PACED_RATE, PACED_RATES, Target, prime
@@ -86,6 +88,41 @@ def measure(config: BenchConfig, target: Target) -> dict[str, float]:
     return {"rps": run.rps, "web_ms": web_ms, "db_ms": db_ms, "p50": paced.p50}
 
 
+def measure_together(
+    configs: dict[str, BenchConfig], pair: dict[str, Target]
+) -> dict[str, dict[str, float]]:
+    """Both servers loaded at once, 4 connections each, for the same seconds: whatever the
+    machine does meanwhile, both meet it. Returns each side's req/s and CPU per request."""
+    db = {side: backends(configs[side]) for side in pair}
+    start = {
+        side: (target.server.cpu_seconds(), process_cpu_seconds(db[side]))
+        for side, target in pair.items()
+    }
+    runs: dict[str, Any] = {}
+    threads = [
+        threading.Thread(
+            target=lambda side=side: runs.__setitem__(
+                side, pair[side].run(configs[side], connections=4)
+            )
+        )
+        for side in pair
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    found = {}
+    for side, target in pair.items():
+        requests = max(runs[side].requests, 1)
+        web0, db0 = start[side]
+        found[side] = {
+            "rps": runs[side].rps,
+            "web_ms": 1000 * (target.server.cpu_seconds() - web0) / requests,
+            "db_ms": 1000 * (process_cpu_seconds(db[side]) - db0) / requests,
+        }
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench.ab", description=__doc__)
     parser.add_argument("--before", type=Path, required=True, help="the other checkout")
@@ -93,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
         "--before-database", default="", help="its bench database URL (default: bo1_bench_before)"
     )
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="load both servers at once (4 connections each) instead of in turns; no p50",
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--docs", action="store_true", help="also write docs/benchmarks-ab.json")
     parser.add_argument("--only", default="", help=f"comma-separated, of: {', '.join(ENDPOINTS)}")
@@ -121,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
         }
         for number in range(args.rounds):
             for name in endpoints:
+                if args.together:
+                    both = measure_together(configs, {side: plan[side][name] for side in plan})
+                    for side, figures in both.items():
+                        rounds[side][name].append(figures)
+                    continue
                 for side in ("before", "after") if number % 2 == 0 else ("after", "before"):
                     rounds[side][name].append(measure(configs[side], plan[side][name]))
             logger.info("round %d of %d done", number + 1, args.rounds)
@@ -130,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "rounds": args.rounds,
         "duration_s": args.duration,
+        "together": args.together,
         "before": str(args.before),
         "medians": {
             side: {
@@ -149,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{name:13} req/s {b['rps']:7.0f} -> {a['rps']:7.0f}   web ms {b['web_ms']:.3f} -> "
             f"{a['web_ms']:.3f}   pg ms {b['db_ms']:.3f} -> {a['db_ms']:.3f}   "
-            f"p50 {b['p50']:.2f} -> {a['p50']:.2f}"
+            f"p50 {b.get('p50', 0):.2f} -> {a.get('p50', 0):.2f}"
         )
 
 

@@ -645,13 +645,17 @@ def _comparison(directory: Path) -> list[str]:
 def ab_lines(ab: dict[str, Any]) -> list[str]:
     """The medians of scripts/bench/ab.py's rounds, the code before against this code."""
     before, after = ab["medians"]["before"], ab["medians"]["after"]
+    how = (
+        "both servers loaded at once, 4 connections each, for the same seconds"
+        if ab.get("together")
+        else "each endpoint measured on one server and then the other (the order alternating)"
+    )
     lines = [
-        "### The same two, in turns (scripts/bench/ab.py)",
+        "### The same two, side by side (scripts/bench/ab.py)",
         "",
-        f"Both web servers at once, each endpoint measured on one and then the other, "
-        f"{ab['rounds']} rounds of {ab['duration_s']:.0f}-s runs (the order alternating); the "
-        "median round of each. CPU per request is the steadiest figure on a machine whose speed "
-        "drifts between runs.",
+        f"Both web servers running at once, {how}: {ab['rounds']} rounds of "
+        f"{ab['duration_s']:.0f}-s runs, the median round of each. CPU per request is the "
+        "steadiest figure on a machine whose speed drifts between runs.",
         "",
         "| endpoint | figure | before | after | change |",
         "|---|---|---|---|---|",
@@ -661,6 +665,8 @@ def ab_lines(ab: dict[str, Any]) -> list[str]:
                False))  # fmt: skip
     for endpoint, old in before.items():
         for key, label, higher in figures:
+            if key not in old:  # no paced run when both were loaded at once
+                continue
             text, marked = change(old[key], after[endpoint][key], higher)
             lines.append(
                 f"| {endpoint} | {label} | {old[key]:,.2f} | {after[endpoint][key]:,.2f} | "
