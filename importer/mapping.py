@@ -8,21 +8,19 @@ never compared: the old write-through bumps the row just after a change made in 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from sessions_app.models import PauseReason, Phase, Status
 
+from .events import SourceEvent
+from .values import BrokenRecord, as_integer, as_number, as_text, parse_time
+
 INTERRUPTED = "interrupted_before_import"
-
-
-class BrokenRecord(Exception):
-    """A source record that cannot be imported; the message is the reason shown to the operator."""
 
 
 # The original's phases (including the old engine's) onto ours: the nearest step of our flow.
@@ -69,135 +67,6 @@ EVENT_PHASES: dict[str, str] = {
     "synthesis_complete": Phase.SYNTHESIS,
     "complete": Phase.COMPLETE,
 }
-
-
-def parse_time(value: Any, what: str = "timestamp") -> datetime | None:
-    """An aware datetime from what the original wrote: a datetime, ISO 8601 or epoch seconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return datetime.fromtimestamp(float(text), tz=UTC)
-        except ValueError:
-            pass
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise BrokenRecord(
-                f"{what} {text[:40]!r} is neither ISO 8601 nor epoch seconds"
-            ) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise BrokenRecord(f"{what} has the wrong type ({type(value).__name__})")
-
-
-def _text(value: Any, what: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float | bool):
-        return str(value)
-    raise BrokenRecord(f"{what} has the wrong type ({type(value).__name__})")
-
-
-def _number(value: Any, what: str) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise BrokenRecord(f"{what} has the wrong type (bool)")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise BrokenRecord(f"{what} {str(value)[:20]!r} is not a number") from None
-
-
-def _integer(value: Any, what: str) -> int | None:
-    number = _number(value, what)
-    return int(number) if number is not None else None
-
-
-@dataclass
-class SourceEvent:
-    """One event as a store of the original holds it, reduced to what identifies it."""
-
-    event_type: str
-    timestamp: datetime
-    timestamp_text: str
-    sequence: int | None
-    data: dict[str, Any]
-    key: str  # identifies the event across stores: same type, timestamp and data
-
-
-def _event_key(event_type: str, timestamp_text: str, data: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(
-        orjson.dumps([event_type, timestamp_text, data], option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
-    return f"bo1:{digest}"
-
-
-def source_event(
-    envelope: Any, *, fallback_type: str = "", fallback_time: Any = None
-) -> SourceEvent:
-    """An event from an envelope `{event_type, session_id, sequence, timestamp, data}`.
-
-    PostgreSQL rows keep the whole envelope in `data`; a row written another way (the inner data
-    only) takes its type and time from the row's columns.
-    """
-    if not isinstance(envelope, dict):
-        raise BrokenRecord(f"event is a {type(envelope).__name__}, not an object")
-    if "data" in envelope and ("timestamp" in envelope or "event_type" in envelope):
-        data = envelope.get("data")
-        event_type = envelope.get("event_type") or fallback_type
-        raw_time = envelope.get("timestamp") or fallback_time
-        sequence = envelope.get("sequence")
-    else:
-        data, event_type, raw_time, sequence = envelope, fallback_type, fallback_time, None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise BrokenRecord(f"event data is a {type(data).__name__}, not an object")
-    if not isinstance(event_type, str) or not event_type:
-        raise BrokenRecord("event has no event_type")
-    timestamp = parse_time(raw_time, "event timestamp")
-    if timestamp is None:
-        raise BrokenRecord(f"event {event_type} has no timestamp")
-    timestamp_text = raw_time if isinstance(raw_time, str) else timestamp.isoformat()
-    if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
-        sequence = _integer(sequence, "event sequence")
-    return SourceEvent(
-        event_type=event_type,
-        timestamp=timestamp,
-        timestamp_text=timestamp_text,
-        sequence=sequence,
-        data=data,
-        key=_event_key(event_type, timestamp.isoformat(), data),
-    )
-
-
-def merge_events(*sources: Iterable[SourceEvent]) -> list[SourceEvent]:
-    """All sources' events, duplicates dropped, in time order (ties: the order given)."""
-    seen: set[str] = set()
-    merged: list[SourceEvent] = []
-    for events in sources:
-        for event in events:
-            if event.key not in seen:
-                seen.add(event.key)
-                merged.append(event)
-    merged.sort(key=lambda e: e.timestamp)  # stable: ties keep the sources' order
-    return merged
-
-
-def event_data(event: SourceEvent) -> dict[str, Any]:
-    """The data we store: the original's data, with its sequence and timestamp kept."""
-    data = dict(event.data)
-    data["original_sequence"] = event.sequence
-    data["original_timestamp"] = event.timestamp_text
-    return data
 
 
 @dataclass
@@ -273,8 +142,8 @@ def _clarification_question(events: list[SourceEvent]) -> str:
 
 def _error_text(value: Any) -> str:
     if isinstance(value, dict):
-        return _text(value.get("message") or value.get("error"), "error message")
-    return _text(value, "error")
+        return as_text(value.get("message") or value.get("error"), "error message")
+    return as_text(value, "error")
 
 
 def merge_session(
@@ -294,13 +163,13 @@ def merge_session(
         raise BrokenRecord(f"metadata is a {type(meta).__name__}, not an object")
     stores = "+".join(name for name, held in (("postgres", row), ("redis", meta)) if held)
 
-    source_status = _text(_live(meta, row, "status"), "status")
+    source_status = as_text(_live(meta, row, "status"), "status")
     if source_status not in STATUSES:
         raise BrokenRecord(f"unknown status {source_status!r}")
-    source_phase = _text(_live(meta, row, "phase"), "phase")
+    source_phase = as_text(_live(meta, row, "phase"), "phase")
     status = STATUSES[source_status]
 
-    problem = _text(row.get("problem_statement") or meta.get("problem_statement"), "problem")
+    problem = as_text(row.get("problem_statement") or meta.get("problem_statement"), "problem")
     if not problem.strip():
         raise BrokenRecord("no problem_statement")
     context = row.get("problem_context")
@@ -372,19 +241,19 @@ def merge_session(
             if error_event
             else None
         )
-        error = {"code": _text(code, "error code") or "failed", "message": message}
+        error = {"code": as_text(code, "error code") or "failed", "message": message}
     elif source_status == "killed":
         error = {
             "code": "killed",
-            "message": _text(_live(meta, row, "kill_reason"), "kill_reason") or "killed by user",
-            "killed_by": _text(_live(meta, row, "killed_by"), "killed_by") or None,
+            "message": as_text(_live(meta, row, "kill_reason"), "kill_reason") or "killed by user",
+            "killed_by": as_text(_live(meta, row, "killed_by"), "killed_by") or None,
         }
     elif source_status == "terminated":
-        reason = _text(_live(meta, row, "termination_reason"), "termination_reason")
+        reason = as_text(_live(meta, row, "termination_reason"), "termination_reason")
         error = {
             "code": "terminated",
             "message": reason or "terminated",
-            "termination_type": _text(_live(meta, row, "termination_type"), "termination_type")
+            "termination_type": as_text(_live(meta, row, "termination_type"), "termination_type")
             or None,
         }
     elif source_status == "paused":
@@ -411,20 +280,20 @@ def merge_session(
         phase = last_known or Phase.INTAKE
 
     complete = _last(events, "complete")
-    total_cost = _number(row.get("total_cost"), "total_cost")
+    total_cost = as_number(row.get("total_cost"), "total_cost")
     if total_cost is None and complete is not None:
-        total_cost = _number(complete.data.get("total_cost"), "total_cost")
-    round_number = _integer(row.get("round_number"), "round_number")
+        total_cost = as_number(complete.data.get("total_cost"), "total_cost")
+    round_number = as_integer(row.get("round_number"), "round_number")
     if round_number is None and complete is not None:
-        round_number = _integer(complete.data.get("total_rounds"), "total_rounds")
+        round_number = as_integer(complete.data.get("total_rounds"), "total_rounds")
     contributions = sum(1 for e in events if e.event_type == "contribution")
-    synthesis = _text(row.get("synthesis_text"), "synthesis_text")
+    synthesis = as_text(row.get("synthesis_text"), "synthesis_text")
     if not synthesis:
         done = _last(events, "synthesis_complete")
         if done is not None:
-            synthesis = _text(done.data.get("synthesis"), "synthesis")
+            synthesis = as_text(done.data.get("synthesis"), "synthesis")
     if not synthesis and complete is not None:
-        synthesis = _text(complete.data.get("final_output"), "final_output")
+        synthesis = as_text(complete.data.get("final_output"), "final_output")
 
     fields: dict[str, Any] = {
         "problem_statement": problem,
@@ -437,12 +306,12 @@ def merge_session(
         "round_number": max(round_number or 0, 0),
         "personas": _personas(events),
         "contribution_count": max(
-            contributions, _integer(row.get("contribution_count"), "contribution_count") or 0
+            contributions, as_integer(row.get("contribution_count"), "contribution_count") or 0
         ),
         "total_cost": (total_cost or Decimal(0)).quantize(Decimal("0.000001")),
-        "total_tokens": max(_integer(row.get("total_tokens"), "total_tokens") or 0, 0),
+        "total_tokens": max(as_integer(row.get("total_tokens"), "total_tokens") or 0, 0),
         "synthesis_text": synthesis,
-        "final_recommendation": _text(row.get("final_recommendation"), "final_recommendation"),
+        "final_recommendation": as_text(row.get("final_recommendation"), "final_recommendation"),
         "error": error,
         "created_at": created_at,
         "updated_at": updated_at,
@@ -450,7 +319,7 @@ def merge_session(
         "started_at": started_at,
         "completed_at": completed_at,
     }
-    user_id = _text(row.get("user_id") or meta.get("user_id"), "user_id")
+    user_id = as_text(row.get("user_id") or meta.get("user_id"), "user_id")
     if not user_id:
         raise BrokenRecord("no user_id")
     return Merged(

@@ -13,7 +13,8 @@ from django.db import connection, reset_queries
 
 from sessions_app.models import DeliberationSession, SessionEvent
 
-from .mapping import BrokenRecord, Merged, merge_events, merge_session, parse_time
+from .events import merge_events
+from .mapping import Merged, merge_session
 from .models import ImportedSession
 from .services import (
     NewSession,
@@ -23,6 +24,7 @@ from .services import (
     user_for_email,
 )
 from .sources import PostgresSource, RedisSource, SessionSource, read_events, read_metadata
+from .values import BrokenRecord, parse_time
 from .writer import SessionWriter
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,10 @@ from sessions_app.cache import SessionCache
 from sessions_app.models import DeliberationSession, SessionEvent
 from sessions_app.snapshots import session_snapshot
 
-from .mapping import BrokenRecord, Merged, event_data
+from .events import event_data
+from .mapping import Merged
 from .models import ImportedSession, SessionVote
+from .values import BrokenRecord
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import psycopg2
 import psycopg2.extras
 import redis
 
-from .mapping import BrokenRecord, SourceEvent, source_event
+from .events import SourceEvent, source_event
+from .values import BrokenRecord
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from importer.mapping import BrokenRecord, parse_time
 from importer.run import Importer, Summary
 from importer.services import commits_without_waiting
 from importer.sources import PostgresSource, RedisSource, SourceUnavailable
+from importer.values import BrokenRecord, parse_time
 
 logger = logging.getLogger("importer")
 
