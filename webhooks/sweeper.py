@@ -8,6 +8,8 @@ import threading
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from .services import deliveries_enqueue_due
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,8 +21,6 @@ class SweeperThread(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from .services import deliveries_enqueue_due
-
         interval = max(float(settings.BO1_WEBHOOK_SWEEP_INTERVAL), 0.1)
         while not self.stopping.wait(interval):
             try:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import endpoint_deliver_due
+from .delivery import endpoint_deliver_due
 
 
 @shared_task(name="webhooks.deliver_endpoint", acks_late=True, ignore_result=True)

@@ -14,8 +14,8 @@ from sessions_app.models import Status
 from sessions_app.services import session_transition
 from tests.factories import SessionFactory
 from tests.metrics.scrape import parse, value
+from webhooks.delivery import endpoint_deliver_due
 from webhooks.models import Delivery, Endpoint
-from webhooks.services import endpoint_deliver_due
 
 pytestmark = pytest.mark.django_db
 

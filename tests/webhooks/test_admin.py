@@ -6,8 +6,8 @@ from django.urls import reverse
 from sessions_app.models import Status
 from sessions_app.services import session_transition
 from tests.factories import SessionFactory
+from webhooks.delivery import endpoint_deliver_due
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
-from webhooks.services import endpoint_deliver_due
 
 pytestmark = pytest.mark.django_db
 

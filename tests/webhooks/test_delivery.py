@@ -14,8 +14,8 @@ from sessions_app.models import PauseReason, Status
 from sessions_app.services import NewEvent, session_transition
 from tests.factories import SessionFactory
 from tests.webhooks.receiver import Answer
+from webhooks.delivery import endpoint_deliver_due
 from webhooks.models import Delivery, DeliveryStatus, Endpoint
-from webhooks.services import endpoint_deliver_due
 
 pytestmark = pytest.mark.django_db
 
