@@ -1,8 +1,9 @@
-"""The operators' view of what was imported: where each session came from, and its votes."""
+"""The operators' view of what was imported: where each session came from, its votes, and the
+imported sessions deleted here (deleting one of those lets the next import bring it back)."""
 
 from django.contrib import admin
 
-from .models import ImportedSession, SessionVote
+from .models import DeletedHere, ImportedSession, SessionVote
 
 
 @admin.register(ImportedSession)
@@ -16,6 +17,9 @@ class ImportedSessionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # the record goes with its session
+
 
 @admin.register(SessionVote)
 class SessionVoteAdmin(admin.ModelAdmin):
@@ -25,4 +29,17 @@ class SessionVoteAdmin(admin.ModelAdmin):
     list_select_related = ("session",)
 
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(DeletedHere)
+class DeletedHereAdmin(admin.ModelAdmin):
+    list_display = ("session_id", "source_user_id", "deleted_at")
+    search_fields = ("session_id", "source_user_id")
+    readonly_fields = [f.name for f in DeletedHere._meta.fields]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False

@@ -68,3 +68,23 @@ class SessionVote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}: {self.persona_code}"
+
+
+class DeletedHere(models.Model):
+    """An imported session that was deleted here for good: by its user, by the deletion of its
+    user's account, or by retention. A rerun of the import does not bring it back.
+
+    Written by `importer.receivers` when an ImportedSession row goes with its session.
+    """
+
+    session_id = models.CharField(max_length=64, primary_key=True)
+    source_user_id = models.CharField(max_length=255)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "imported_sessions_deleted"
+        verbose_name = "imported session deleted here"
+        verbose_name_plural = "imported sessions deleted here"
+
+    def __str__(self) -> str:
+        return self.session_id

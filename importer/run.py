@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection, reset_queries
 
 from sessions_app.models import DeliberationSession, SessionEvent
 
 from .events import merge_events
 from .mapping import Merged, merge_session
-from .models import ImportedSession
+from .models import DeletedHere, ImportedSession
 from .services import (
     NewSession,
     Prior,
@@ -43,6 +44,7 @@ class Summary:
     sessions_imported: int = 0
     sessions_updated: int = 0
     sessions_unchanged: int = 0
+    sessions_deleted_here: int = 0
     events_imported: int = 0
     votes_imported: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -62,6 +64,7 @@ class Summary:
                 "imported": self.sessions_imported,
                 "updated": self.sessions_updated,
                 "unchanged": self.sessions_unchanged,
+                "deleted_here": self.sessions_deleted_here,
                 "skipped": self.sessions_skipped,
             },
             "events_imported": self.events_imported,
@@ -86,6 +89,10 @@ class Importer:
         self.postgres, self.redis = postgres, redis
         self.since, self.dry_run, self.batch_size = since, dry_run, batch_size
         self.summary = Summary(dry_run=dry_run)
+        # The stores this run reads: a session that came from more is not updated by it.
+        self.stores_read = "+".join(
+            name for name, store in (("postgres", postgres), ("redis", redis)) if store is not None
+        )
         self._emails: dict[str, str] = postgres.user_emails() if postgres else {}
         self._users: dict[str, Any] = {}  # source user id → our user (or None in a dry run)
         self._queued: dict[str, list[Any]] = {}
@@ -172,12 +179,20 @@ class Importer:
         ]
         return merge_session(source.id, row=source.row, meta=meta, events=events, votes=votes)
 
-    def _user(self, source_user_id: str) -> Any:
+    def _user(self, source_user_id: str, owner_id: int | None = None) -> Any:
+        """Our user for the source's user: by email; for a session imported before whose email
+        this run cannot read (Redis alone), the user it belongs to here."""
         if source_user_id in self._users:
             return self._users[source_user_id]
         email = self._emails.get(source_user_id)
         if email is None and self.redis is not None:
             email = self.redis.oauth_emails().get(source_user_id)
+        if not email and owner_id is not None:
+            owner = get_user_model().objects.filter(pk=owner_id).first()
+            if owner is not None:
+                self._users[source_user_id] = owner
+                self.summary.users_matched += 1
+                return owner
         if not email:
             raise BrokenRecord(f"unknown user {source_user_id}: no users row and no email in Redis")
         user, created = user_for_email(email=email, dry_run=self.dry_run)
@@ -192,14 +207,22 @@ class Importer:
         self, source: SessionSource, prior: Prior | None = None, writer: SessionWriter | None = None
     ) -> None:
         """Merge one session and write it; a new one goes to `writer` when there is one."""
+        if prior is not None and prior.deleted_here:
+            self.summary.sessions_deleted_here += 1
+            logger.debug("Session %s was deleted here: not imported again", source.id)
+            return
         try:
             merged = self.merge(source)
-            user = self._user(merged.source_user_id)
+            user = self._user(merged.source_user_id, prior.owner_id if prior else None)
             if writer is not None and prior is not None and not prior.exists and user is not None:
                 writer.put(imported_session_prepare(merged=merged, user=user))
                 return
             outcome, events = imported_session_write(
-                merged=merged, user=user, dry_run=self.dry_run, prior=prior
+                merged=merged,
+                user=user,
+                dry_run=self.dry_run,
+                prior=prior,
+                stores_read=self.stores_read,
             )
         except BrokenRecord as exc:
             self.summary.skipped.append({"session_id": source.id, "reason": str(exc)})
@@ -233,15 +256,19 @@ class Importer:
         logger.debug("Session %s imported (%d events)", new.session_id, new.events)
 
     def _priors(self, ids: list[str]) -> dict[str, Prior]:
-        """What is here already for a batch: three queries instead of three per session."""
-        here = set(DeliberationSession.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        """What is here already for a batch: four queries instead of four per session."""
+        gone = DeletedHere.objects.filter(session_id__in=ids).values_list("session_id", flat=True)
+        priors = {sid: Prior(exists=False, deleted_here=True) for sid in gone}
+        owners = dict(DeliberationSession.objects.filter(pk__in=ids).values_list("pk", "user_id"))
+        here = set(owners)
         if not here:
-            return {}
-        prints = dict(
-            ImportedSession.objects.filter(session_id__in=here).values_list(
-                "session_id", "fingerprint"
-            )
-        )
+            return priors
+        records = {
+            sid: (fingerprint, stores)
+            for sid, fingerprint, stores in ImportedSession.objects.filter(
+                session_id__in=here
+            ).values_list("session_id", "fingerprint", "stores")
+        }
         keys: dict[str, set[str]] = {sid: set() for sid in here}
         rows = SessionEvent.objects.filter(
             session_id__in=here, idempotency_key__isnull=False
@@ -249,10 +276,16 @@ class Importer:
         for sid, key in rows:  # one batch: a plain fetch, no server-side cursor to hold
             if key:
                 keys[sid].add(key)
-        return {
-            sid: Prior(exists=True, fingerprint=prints.get(sid), event_keys=frozenset(keys[sid]))
-            for sid in here
-        }
+        for sid in here:
+            fingerprint, stores = records.get(sid, (None, ""))
+            priors[sid] = Prior(
+                exists=True,
+                fingerprint=fingerprint,
+                event_keys=frozenset(keys[sid]),
+                stores=stores,
+                owner_id=owners[sid],
+            )
+        return priors
 
     def run(self, progress: Any = None) -> Summary:
         """Import everything; Ctrl-C stops between (or inside, rolled back) whole sessions.

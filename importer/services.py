@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from bo1site.serving.db.prepared import PreparedInsert
 from sessions_app.cache import SessionCache
-from sessions_app.models import DeliberationSession, SessionEvent
+from sessions_app.models import DeliberationSession, SessionEvent, Status
 from sessions_app.snapshots import session_snapshot
 
 from .events import event_data
@@ -179,15 +179,30 @@ class Prior:
     exists: bool
     fingerprint: str | None = None
     event_keys: frozenset[str] = frozenset()
+    stores: str = ""  # the stores the session came from last time ("postgres+redis", ...)
+    owner_id: int | None = None  # our user it belongs to
+    deleted_here: bool = False  # imported once, then deleted here for good
+
+
+def _stores(text: str) -> set[str]:
+    return set(text.split("+")) if text else set()
 
 
 def imported_session_write(
-    *, merged: Merged, user: User | None, dry_run: bool = False, prior: Prior | None = None
+    *,
+    merged: Merged,
+    user: User | None,
+    dry_run: bool = False,
+    prior: Prior | None = None,
+    stores_read: str = "postgres+redis",
 ) -> tuple[Outcome, int]:
     """Write one session, its events and votes in one transaction; returns (outcome, new events).
 
     A session seen before is updated only when its source changed since (the fingerprint), and
-    only events not yet here are appended after the existing ones. In a dry run the same reads
+    only events not yet here are appended after the existing ones. Its fields are updated only
+    by a run that read every store it came from last time (`stores_read`): a run given one URL
+    sees half of such a session and only adds its new events. One its user deleted here stays
+    deleted whatever the source says. In a dry run the same reads
     are made and nothing is written. `prior` (the caller looked up a whole batch at once) skips
     the per-session lookups: a session known to be new is inserted straight away (one created
     meanwhile still fails its insert), and one whose source and events are all known already is
@@ -197,7 +212,7 @@ def imported_session_write(
     if (
         prior is not None
         and prior.exists
-        and prior.fingerprint == fingerprint
+        and (prior.fingerprint == fingerprint or not _stores(prior.stores) <= _stores(stores_read))
         and all(e.key in prior.event_keys for e in merged.events)
     ):
         return "unchanged", 0
@@ -210,7 +225,7 @@ def imported_session_write(
         existing = (
             DeliberationSession.objects.select_for_update()
             .filter(pk=merged.id)
-            .only("id", "user_id", "last_sequence")
+            .only("id", "user_id", "last_sequence", "status")
             .first()
         )
         record = ImportedSession.objects.filter(session_id=merged.id).first() if existing else None
@@ -229,7 +244,9 @@ def imported_session_write(
                 if key
             }
         new_events = [e for e in merged.events if e.key not in known]
-        changed = record is None or record.fingerprint != fingerprint
+        changed = record is None or (
+            record.fingerprint != fingerprint and _stores(record.stores) <= _stores(stores_read)
+        )
         if not changed and not new_events:
             return "unchanged", 0
         outcome: Outcome = "imported" if existing is None else "updated"
@@ -240,6 +257,9 @@ def imported_session_write(
             imported_session_insert(imported_session_prepare(merged=merged, user=user))
             return outcome, len(new_events)
         updates: dict[str, Any] = dict(merged.fields) if changed else {}
+        if existing.status == Status.DELETED:  # deleted here by its user: it stays deleted
+            for name in ("status", "status_changed_at"):
+                updates.pop(name, None)
         updates["last_sequence"] = existing.last_sequence + len(new_events)
         DeliberationSession.objects.filter(pk=merged.id).update(**updates)
         if new_events:

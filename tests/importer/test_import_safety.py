@@ -18,8 +18,10 @@ from django.contrib.auth.models import User
 from django_redis import get_redis_connection
 
 from importer import services as import_services
-from importer.models import ImportedSession, SessionVote
+from importer.models import DeletedHere, ImportedSession, SessionVote
+from sessions_app.accounts import account_close, account_purge
 from sessions_app.models import DeliberationSession, SessionEvent
+from sessions_app.retention import PurgeReport, sessions_delete_for_good
 from sessions_app.services import session_soft_delete
 from tests.importer.conftest import ROOT, expected, import_json, run_import
 from tests.processes import stack_env
@@ -52,7 +54,13 @@ def test_a_second_run_adds_and_changes_nothing(source):
 
     assert first_code == code == 0
     assert first["sessions"]["imported"] == ALL
-    assert second["sessions"] == {"imported": 0, "updated": 0, "unchanged": ALL, "skipped": 0}
+    assert second["sessions"] == {
+        "imported": 0,
+        "updated": 0,
+        "unchanged": ALL,
+        "deleted_here": 0,
+        "skipped": 0,
+    }
     assert second["events_imported"] == 0
     assert second["users"] == {"matched": 3, "created": 0}
     assert store_state() == before
@@ -101,6 +109,77 @@ def test_a_rerun_keeps_what_users_did_here_while_the_source_is_unchanged(source)
 
     assert code == 0 and summary["sessions"]["unchanged"] == ALL
     assert DeliberationSession.objects.get(pk=item["id"]).status == "deleted"
+
+
+def test_a_session_its_user_deleted_stays_deleted_when_its_source_changes(source):
+    (item,) = BY_CASE["redis_newer_than_pg"]
+    import_json(source)
+    session_soft_delete(session_id=item["id"])
+    key = f"metadata:{item['id']}"
+    meta = json.loads(source.redis.get(key))
+    meta.update(phase="synthesis", total_cost="0.9")
+    source.redis.set(key, json.dumps(meta))
+
+    code, summary = import_json(source)
+
+    assert code == 0 and summary["sessions"]["updated"] == 1
+    session = DeliberationSession.objects.get(pk=item["id"])
+    assert session.status == "deleted"
+    assert session.phase == "synthesis"
+
+
+def test_a_run_given_one_store_leaves_sessions_imported_from_both_as_they_were(source):
+    """Redis alone names no email of most users and PostgreSQL alone misses the live fields:
+    either run sees half of a session that came from both, so it only adds new events."""
+    import_json(source)
+    before = store_state()
+
+    by_redis, redis_summary = import_json_from("--redis-url", source.redis_url)
+    by_postgres, postgres_summary = import_json_from("--database-url", source.database_url)
+
+    assert by_redis == by_postgres == 0, (redis_summary, postgres_summary)
+    for summary in (redis_summary, postgres_summary):
+        assert summary["sessions"]["updated"] == summary["sessions"]["skipped"] == 0
+        assert summary["users"]["created"] == 0
+        assert summary["sessions"]["imported"] == 0 and summary["sessions"]["unchanged"] > 0
+    assert store_state() == before
+
+
+def test_sessions_deleted_here_for_good_are_not_imported_again(source):
+    """A user's account deletion (or retention) is not undone by a rerun of the import."""
+    import_json(source)
+    bob = User.objects.get(email__iexact="bob@example.com")
+    bobs = set(DeliberationSession.objects.filter(user=bob).values_list("id", flat=True))
+    (kept,) = BY_CASE["pg_only"]
+    account_close(user=bob)
+    account_purge(user_id=bob.pk)
+    sessions_delete_for_good([kept["id"]], report=PurgeReport(), pause=0)
+    assert not User.objects.filter(email__iexact="bob@example.com").exists()
+
+    for extra in (("--dry-run",), ()):
+        code, summary = import_json(source, *extra)
+
+        assert code == 0, summary
+        assert summary["sessions"]["deleted_here"] == len(bobs | {kept["id"]})
+        assert summary["sessions"]["imported"] == 0
+        assert summary["users"]["created"] == 0
+    assert not User.objects.filter(email__iexact="bob@example.com").exists()
+    assert not DeliberationSession.objects.filter(pk__in=bobs | {kept["id"]}).exists()
+
+
+def test_only_a_session_deleted_is_remembered_not_its_import_record_alone(source):
+    import_json(source)
+    first, second = (item["id"] for item in BY_CASE["completed"][:2])
+
+    ImportedSession.objects.filter(session_id=first).delete()
+    DeliberationSession.objects.filter(pk=second).delete()
+
+    assert list(DeletedHere.objects.values_list("session_id", flat=True)) == [second]
+
+
+def import_json_from(*urls: str) -> tuple[int, dict]:
+    code, out = run_import(*urls, "--json")
+    return code, json.loads(out)
 
 
 def test_a_dry_run_writes_nothing_anywhere_and_reports_the_same_summary(source):

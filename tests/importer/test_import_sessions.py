@@ -30,6 +30,7 @@ def test_every_session_is_imported_with_the_status_and_phase_its_user_saw(source
         "imported": len(EXPECTED["sessions"]),
         "updated": 0,
         "unchanged": 0,
+        "deleted_here": 0,
         "skipped": 0,
     }
     for item in EXPECTED["sessions"]:

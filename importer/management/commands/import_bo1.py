@@ -118,7 +118,12 @@ class Command(BaseCommand):
             f"Users: {summary.users_matched} matched, {summary.users_created} "
             + ("to create" if summary.dry_run else "created"),
             f"Sessions: {summary.sessions_imported} imported, {summary.sessions_updated} updated, "
-            f"{summary.sessions_unchanged} unchanged, {summary.sessions_skipped} skipped",
+            f"{summary.sessions_unchanged} unchanged, {summary.sessions_skipped} skipped"
+            + (
+                f", {summary.sessions_deleted_here} deleted here (not imported again)"
+                if summary.sessions_deleted_here
+                else ""
+            ),
             f"Events imported: {summary.events_imported}; votes imported: {summary.votes_imported}",
         ]
         if summary.unreadable_failed_events:
