@@ -12,7 +12,21 @@ from deliberation.engine.providers.base import ROLES as BO1_MODEL_ROLES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """django-environ's reader; a value that does not parse names its variable (the stock error
+    is a bare "invalid literal for int()" from deep in the settings)."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):  # type: ignore[no-untyped-def]
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"{var}={self.ENVIRON.get(var)!r} cannot be read: {exc}"
+            ) from None
+
+
+env = _Env()
 
 # The "django-insecure-" prefix makes `manage.py check --deploy` flag this key (security.W009).
 SECRET_KEY = env.str(
@@ -202,6 +216,10 @@ BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
 # older than BO1_RETENTION_DAYS are deleted for good (empty: kept forever); soft-deleted ones after
 # BO1_DELETED_RETENTION_DAYS. A session under legal hold is never deleted.
 _retention_days = env.str("BO1_RETENTION_DAYS", default="").strip()
+if _retention_days and not _retention_days.isdigit():
+    raise ImproperlyConfigured(
+        f"BO1_RETENTION_DAYS={_retention_days!r}: a whole number of days, or empty to keep forever"
+    )
 BO1_RETENTION_DAYS = int(_retention_days) if _retention_days else None
 BO1_DELETED_RETENTION_DAYS = env.int("BO1_DELETED_RETENTION_DAYS", default=30)
 BO1_PURGE_BATCH = env.int("BO1_PURGE_BATCH", default=200)

@@ -134,19 +134,30 @@ class SessionCache:
             return []
 
     @classmethod
+    def count_keys(cls, session_ids: Iterable[str]) -> int | None:
+        """How many keys these sessions have (what purge_many would delete), by name; None when
+        Redis could not be reached."""
+        return cls._on_keys_of(session_ids, "exists", "Redis keys not counted")
+
+    @classmethod
     def purge_many(cls, session_ids: Iterable[str]) -> int | None:
         """Delete every key of these sessions in one round trip, by name (no scan).
 
         Returns how many keys went, or None when Redis could not be reached (the keys then
         expire by their TTL, and reconcile drops hot entries whose session is gone).
         """
+        return cls._on_keys_of(session_ids, "unlink", "Redis purge skipped")
+
+    @staticmethod
+    def _on_keys_of(session_ids: Iterable[str], command: str, failed: str) -> int | None:
+        """One multi-key command (EXISTS, UNLINK) on every key these sessions may have."""
         names = [name for session_id in session_ids for name in session_key_names(session_id)]
         if not names:
             return 0
         try:
-            return int(redis_client().unlink(*names))
+            return int(getattr(redis_client(), command)(*names))
         except REDIS_ERRORS as exc:
-            logger.warning("Redis purge skipped for %d keys: %s", len(names), exc)
+            logger.warning("%s for %d keys: %s", failed, len(names), exc)
             return None
 
     # -- writes --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ never), or when it was soft-deleted more than BO1_DELETED_RETENTION_DAYS ago. A 
 legal hold is never due. Purging removes the row, its events and every Redis key it has.
 """
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -137,6 +138,9 @@ def sessions_purge_expired(
         report.deleted = counted.filter(status=Status.DELETED).count()
         report.expired = counted.exclude(status=Status.DELETED).count()
         report.events = SessionEvent.objects.filter(session__in=counted.values("pk")).count()
+        ids = counted.order_by().values_list("id", flat=True).iterator(chunk_size=1000)
+        while batch := list(itertools.islice(ids, 1000)):
+            report.redis_keys += SessionCache.count_keys(batch) or 0
     else:
         ids = list(sessions_due(now).order_by().values_list("id", flat=True))
         sessions_delete_for_good(ids, report=report, only=due, batch_size=batch_size, pause=pause)

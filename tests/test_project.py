@@ -2,6 +2,7 @@
 the settings; the Celery app loads; the production web server does not leak connections."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -233,3 +234,22 @@ def test_no_product_module_is_much_over_400_lines():
         if (length := len(path.read_text().splitlines())) > 420
     }
     assert not long, long
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("BO1_PURGE_BATCH", "abc"), ("BO1_RETENTION_DAYS", "2.5"), ("BO1_LLM_TIMEOUT", "soon")],
+)
+def test_a_setting_that_does_not_parse_is_named_with_its_value(variable, value):
+    result = subprocess.run(
+        [sys.executable, "-c", "import bo1site.settings"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, variable: value},
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: "), last
+    assert f"{variable}={value!r}" in last

@@ -122,10 +122,21 @@ def test_a_dry_run_counts_and_deletes_nothing(user, policy):
     aged(user, days=400, legal_hold=True)
     out = StringIO()
     call_command("purge_sessions", "--dry-run", stdout=out)
+    keys = redis_keys_of(session.id)
     assert "Would purge 1 sessions (1 past retention, 0 soft-deleted), 2 events" in out.getvalue()
-    assert "kept 1 under legal hold" in out.getvalue()
+    assert f"2 events, {len(keys)} Redis keys; kept 1 under legal hold" in out.getvalue()
+    assert len(keys) == 2  # the hot entry and the stream: counted, not deleted
     assert DeliberationSession.objects.filter(pk=session.id).exists()
-    assert redis_keys_of(session.id)
+
+
+@pytest.mark.parametrize(
+    "option", [("--pause", "-1"), ("--pause", "nan"), ("--batch-size", "0"), ("--batch-size", "x")]
+)
+def test_a_bad_option_is_refused_before_anything_is_deleted(user, policy, option):
+    session = aged(user, days=400)
+    with pytest.raises(CommandError, match=f"argument {option[0]}"):
+        call_command("purge_sessions", *option, stdout=StringIO())
+    assert DeliberationSession.objects.filter(pk=session.id).exists()
 
 
 def test_the_command_purges_and_logs_by_count(user, policy, caplog):

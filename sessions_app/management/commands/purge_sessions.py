@@ -1,9 +1,32 @@
 """Apply the retention policy: delete for good the sessions past their keeping time."""
 
+import argparse
+import math
+
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions_app.retention import sessions_purge_expired
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return seconds
 
 
 class Command(BaseCommand):
@@ -18,13 +41,13 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=int,
+            type=_at_least_one,
             default=None,
             help="sessions per transaction (BO1_PURGE_BATCH)",
         )
         parser.add_argument(
             "--pause",
-            type=float,
+            type=_seconds,
             default=None,
             help="seconds to sleep between batches (default: twice as long as each batch took)",
         )
