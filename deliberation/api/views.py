@@ -46,7 +46,7 @@ class KillSerializer(serializers.Serializer):
 
 
 class ClarifySerializer(serializers.Serializer):
-    answer = serializers.CharField(
+    answer = StrictCharField(
         min_length=1, max_length=5000, trim_whitespace=True, validators=[NOT_BLANK]
     )
 

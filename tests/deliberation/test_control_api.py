@@ -176,8 +176,9 @@ def test_clarify_without_a_pending_question_is_409(api, session):
     assert response.status_code == 409
 
 
-def test_clarify_with_an_empty_answer_is_400(api, session):
-    response = api.post(f"/api/v1/sessions/{session.id}/clarify", {"answer": "   "}, format="json")
+@pytest.mark.parametrize("answer", ["   ", 5, True, None, ["x"]])
+def test_clarify_with_an_empty_or_non_text_answer_is_400(api, session, answer):
+    response = api.post(f"/api/v1/sessions/{session.id}/clarify", {"answer": answer}, format="json")
     assert response.status_code == 400
     assert "answer" in response.json()
 
