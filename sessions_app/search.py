@@ -24,7 +24,7 @@ from django.contrib.postgres.search import (
 )
 from django.db import connection
 from django.db.models import BooleanField, F, FloatField, Func, TextField, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Coalesce, Concat
 
 # The text search configuration: English stemming, so "hiring" finds "hire".
 SEARCH_CONFIG = "english"
@@ -126,14 +126,24 @@ def search_rank(query: SearchQuery) -> Cast:
     return Cast(SearchRank(F("search_vector"), query), FloatField())
 
 
+class _ContextText(Func):
+    """The string values of a session's context as one text (migration 0007)."""
+
+    function = "session_context_text"
+    output_field = TextField()
+
+
 def search_headline(query: SearchQuery) -> SearchHeadline:
-    """A short excerpt of the problem, recommendation and synthesis around the matches."""
+    """A short excerpt of the problem, recommendation, synthesis and context around the
+    matches (all that the search document holds, so every result has a match to show)."""
     text = Concat(
         "problem_statement",
         Value("\n"),
         "final_recommendation",
         Value("\n"),
         "synthesis_text",
+        Value("\n"),
+        Coalesce(_ContextText("problem_context"), Value(""), output_field=TextField()),
         output_field=TextField(),
     )
     return SearchHeadline(

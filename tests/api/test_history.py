@@ -106,6 +106,17 @@ def test_each_result_carries_a_highlighted_escaped_snippet(api, user):
     assert "snippet" not in api.get(SESSIONS).json()["sessions"][0]
 
 
+def test_a_match_only_in_the_context_is_highlighted_in_the_snippet(api, user):
+    SessionFactory(
+        user=user,
+        problem_statement="Which way should the company grow next year?",
+        problem_context={"notes": ["Two offers are on the table"], "region": {"name": "Lisbon"}},
+    )
+    [result] = api.get(SESSIONS, {"q": "lisbon"}).json()["sessions"]
+    assert "<mark>Lisbon</mark>" in result["snippet"]
+    assert "{" not in result["snippet"] and '"' not in result["snippet"]
+
+
 @pytest.mark.parametrize("q", ["the and of", "!!! ...", "-", '""'])
 def test_a_search_of_only_stop_words_or_punctuation_is_a_400(api, library, q):
     response = api.get(SESSIONS, {"q": q})
