@@ -89,10 +89,6 @@ class Importer:
         self.postgres, self.redis = postgres, redis
         self.since, self.dry_run, self.batch_size = since, dry_run, batch_size
         self.summary = Summary(dry_run=dry_run)
-        # The stores this run reads: a session that came from more is not updated by it.
-        self.stores_read = "+".join(
-            name for name, store in (("postgres", postgres), ("redis", redis)) if store is not None
-        )
         self._emails: dict[str, str] = postgres.user_emails() if postgres else {}
         self._users: dict[str, Any] = {}  # source user id → our user (or None in a dry run)
         self._queued: dict[str, list[Any]] = {}
@@ -222,7 +218,6 @@ class Importer:
                 user=user,
                 dry_run=self.dry_run,
                 prior=prior,
-                stores_read=self.stores_read,
             )
         except BrokenRecord as exc:
             self.summary.skipped.append({"session_id": source.id, "reason": str(exc)})

@@ -184,8 +184,9 @@ class Prior:
     deleted_here: bool = False  # imported once, then deleted here for good
 
 
-def _stores(text: str) -> set[str]:
-    return set(text.split("+")) if text else set()
+def _seen_whole(stores_before: str, merged: Merged) -> bool:
+    """Whether this merge read every store the session was found in last time."""
+    return set(filter(None, stores_before.split("+"))) <= set(merged.stores.split("+"))
 
 
 def imported_session_write(
@@ -194,15 +195,14 @@ def imported_session_write(
     user: User | None,
     dry_run: bool = False,
     prior: Prior | None = None,
-    stores_read: str = "postgres+redis",
 ) -> tuple[Outcome, int]:
     """Write one session, its events and votes in one transaction; returns (outcome, new events).
 
     A session seen before is updated only when its source changed since (the fingerprint), and
     only events not yet here are appended after the existing ones. Its fields are updated only
-    by a run that read every store it came from last time (`stores_read`): a run given one URL
-    sees half of such a session and only adds its new events. One its user deleted here stays
-    deleted whatever the source says. In a dry run the same reads
+    when this run found it in every store it was found in last time: a run given one URL, or one
+    after the old Redis keys expired, sees half of such a session and only adds its new events.
+    One its user deleted here stays deleted whatever the source says. In a dry run the same reads
     are made and nothing is written. `prior` (the caller looked up a whole batch at once) skips
     the per-session lookups: a session known to be new is inserted straight away (one created
     meanwhile still fails its insert), and one whose source and events are all known already is
@@ -212,7 +212,7 @@ def imported_session_write(
     if (
         prior is not None
         and prior.exists
-        and (prior.fingerprint == fingerprint or not _stores(prior.stores) <= _stores(stores_read))
+        and (prior.fingerprint == fingerprint or not _seen_whole(prior.stores, merged))
         and all(e.key in prior.event_keys for e in merged.events)
     ):
         return "unchanged", 0
@@ -245,7 +245,7 @@ def imported_session_write(
             }
         new_events = [e for e in merged.events if e.key not in known]
         changed = record is None or (
-            record.fingerprint != fingerprint and _stores(record.stores) <= _stores(stores_read)
+            record.fingerprint != fingerprint and _seen_whole(record.stores, merged)
         )
         if not changed and not new_events:
             return "unchanged", 0

@@ -145,6 +145,21 @@ def test_a_run_given_one_store_leaves_sessions_imported_from_both_as_they_were(s
     assert store_state() == before
 
 
+def test_a_rerun_after_the_old_redis_keys_expired_keeps_what_they_said(source):
+    """The original's keys live 24 hours: a later rerun finds only the row of a session whose
+    live fields came from Redis, and must not fall back to it."""
+    import_json(source)
+    before = store_state()
+    for key in source.redis.scan_iter(match="metadata:*"):
+        source.redis.delete(key)
+
+    code, summary = import_json(source)
+
+    assert code == 0, summary
+    assert summary["sessions"]["updated"] == 0
+    assert store_state() == before
+
+
 def test_sessions_deleted_here_for_good_are_not_imported_again(source):
     """A user's account deletion (or retention) is not undone by a rerun of the import."""
     import_json(source)
