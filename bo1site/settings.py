@@ -216,12 +216,18 @@ BO1_OUTBOX_PATIENCE = env.int("BO1_OUTBOX_PATIENCE", default=600)
 # older than BO1_RETENTION_DAYS are deleted for good (empty: kept forever); soft-deleted ones after
 # BO1_DELETED_RETENTION_DAYS. A session under legal hold is never deleted.
 _retention_days = env.str("BO1_RETENTION_DAYS", default="").strip()
-if _retention_days and not _retention_days.isdigit():
+if _retention_days and not (_retention_days.isdigit() and int(_retention_days) >= 1):
     raise ImproperlyConfigured(
-        f"BO1_RETENTION_DAYS={_retention_days!r}: a whole number of days, or empty to keep forever"
+        f"BO1_RETENTION_DAYS={_retention_days!r}: a whole number of days of at least 1, or "
+        "empty to keep forever"
     )
 BO1_RETENTION_DAYS = int(_retention_days) if _retention_days else None
 BO1_DELETED_RETENTION_DAYS = env.int("BO1_DELETED_RETENTION_DAYS", default=30)
+if BO1_DELETED_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"BO1_DELETED_RETENTION_DAYS={BO1_DELETED_RETENTION_DAYS}: a whole number of days of at "
+        "least 1"
+    )
 BO1_PURGE_BATCH = env.int("BO1_PURGE_BATCH", default=200)
 BO1_PURGE_INTERVAL = env.int("BO1_PURGE_INTERVAL", default=86400)
 

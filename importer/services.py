@@ -257,8 +257,9 @@ def imported_session_write(
             imported_session_insert(imported_session_prepare(merged=merged, user=user))
             return outcome, len(new_events)
         updates: dict[str, Any] = dict(merged.fields) if changed else {}
-        if existing.status == Status.DELETED:  # deleted here by its user: it stays deleted
-            for name in ("status", "status_changed_at"):
+        if existing.status == Status.DELETED:  # deleted here by its user: it stays deleted,
+            # and its deletion stays its last activity (retention counts from updated_at)
+            for name in ("status", "status_changed_at", "updated_at"):
                 updates.pop(name, None)
         updates["last_sequence"] = existing.last_sequence + len(new_events)
         DeliberationSession.objects.filter(pk=merged.id).update(**updates)

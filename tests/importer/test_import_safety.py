@@ -115,6 +115,7 @@ def test_a_session_its_user_deleted_stays_deleted_when_its_source_changes(source
     (item,) = BY_CASE["redis_newer_than_pg"]
     import_json(source)
     session_soft_delete(session_id=item["id"])
+    deleted_at = DeliberationSession.objects.get(pk=item["id"]).updated_at
     key = f"metadata:{item['id']}"
     meta = json.loads(source.redis.get(key))
     meta.update(phase="synthesis", total_cost="0.9")
@@ -125,6 +126,7 @@ def test_a_session_its_user_deleted_stays_deleted_when_its_source_changes(source
     assert code == 0 and summary["sessions"]["updated"] == 1
     session = DeliberationSession.objects.get(pk=item["id"])
     assert session.status == "deleted"
+    assert session.updated_at == deleted_at  # retention counts from the deletion here
     assert session.phase == "synthesis"
 
 
