@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
 
-from bo1site.serving.db.prepared import AnyOf, Param, PreparedQuery
+from bo1site.serving.db.prepared import AnyOf, Param, PreparedQuery, RowBefore
 
 from .cache import SessionCache
 from .cursors import InvalidCursor, Position, cursor_decode, cursor_encode, filter_fingerprint
@@ -62,11 +62,10 @@ def _after(created_at: Any, session_id: Any, rank: Any = None) -> Q:
     """Rows that come after (created_at, id) in the list's order (descending), or after (rank,
     created_at, id) in a search's.
 
-    `created_at <= c` comes first, on its own, so it bounds the index scan; the rest picks out,
-    among rows of the same instant, those after the last id.
+    The list's is one row comparison, `(created_at, id) < (c, i)`, which the index
+    sessions_user_recent (user, -created_at, -id) serves as one range.
     """
-    same_instant = Q(created_at=created_at, id__lt=session_id)
-    after = Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | same_instant)
+    after = Q(RowBefore(F("created_at"), F("id"), created_at, session_id))
     if rank is None:
         return after
     # In a search: a lower rank, or the same rank and later in time order.
