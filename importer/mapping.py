@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -82,8 +83,9 @@ class Merged:
     events: list[SourceEvent]
     votes: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """A digest of the fields and votes: a rerun compares it with the last import's."""
         payload = {"fields": self.fields, "votes": self.votes}
         return hashlib.sha256(
             orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)

@@ -23,6 +23,8 @@ def remember_deleted(
     origin_model = origin.model if isinstance(origin, QuerySet) else type(origin)
     if origin_model is ImportedSession:
         return
-    DeletedHere.objects.get_or_create(
-        session_id=instance.session_id, defaults={"source_user_id": instance.source_user_id}
+    # One INSERT ... ON CONFLICT DO NOTHING (a session deleted twice is remembered once).
+    DeletedHere.objects.bulk_create(
+        [DeletedHere(session_id=instance.session_id, source_user_id=instance.source_user_id)],
+        ignore_conflicts=True,
     )

@@ -214,10 +214,7 @@ class Importer:
                 writer.put(imported_session_prepare(merged=merged, user=user))
                 return
             outcome, events = imported_session_write(
-                merged=merged,
-                user=user,
-                dry_run=self.dry_run,
-                prior=prior,
+                merged=merged, user=user, dry_run=self.dry_run, prior=prior
             )
         except BrokenRecord as exc:
             self.summary.skipped.append({"session_id": source.id, "reason": str(exc)})

@@ -190,11 +190,7 @@ def _seen_whole(stores_before: str, merged: Merged) -> bool:
 
 
 def imported_session_write(
-    *,
-    merged: Merged,
-    user: User | None,
-    dry_run: bool = False,
-    prior: Prior | None = None,
+    *, merged: Merged, user: User | None, dry_run: bool = False, prior: Prior | None = None
 ) -> tuple[Outcome, int]:
     """Write one session, its events and votes in one transaction; returns (outcome, new events).
 

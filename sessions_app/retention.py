@@ -135,12 +135,13 @@ def sessions_purge_expired(
     report.held = DeliberationSession.objects.filter(due, legal_hold=True).count()
     if dry_run:
         counted = sessions_due(now)
-        report.deleted = counted.filter(status=Status.DELETED).count()
-        report.expired = counted.exclude(status=Status.DELETED).count()
         report.events = SessionEvent.objects.filter(session__in=counted.values("pk")).count()
-        ids = counted.order_by().values_list("id", flat=True).iterator(chunk_size=1000)
-        while batch := list(itertools.islice(ids, 1000)):
-            report.redis_keys += SessionCache.count_keys(batch) or 0
+        # One pass over the due sessions counts them by kind and their Redis keys by name.
+        rows = counted.order_by().values_list("id", "status").iterator(chunk_size=1000)
+        while batch := list(itertools.islice(rows, 1000)):
+            report.deleted += sum(1 for _, status in batch if status == Status.DELETED)
+            report.expired += sum(1 for _, status in batch if status != Status.DELETED)
+            report.redis_keys += SessionCache.count_keys(i for i, _ in batch) or 0
     else:
         ids = list(sessions_due(now).order_by().values_list("id", flat=True))
         sessions_delete_for_good(ids, report=report, only=due, batch_size=batch_size, pause=pause)

@@ -269,8 +269,8 @@ def session_transition(
 
 # Each engine step locks its session's row. The checkpoint grows with the transcript and is
 # only ever written by a progress update, never read, so it stays out of the locked read; the
-# query is compiled once (bo1site/serving/db/prepared.py): building it through the ORM on every step
-# cost more CPU than PostgreSQL spends answering it.
+# query is compiled once (bo1site/serving/db/prepared.py): building it through the ORM on every
+# step cost more CPU than PostgreSQL spends answering it.
 PROGRESS_LOCK = PreparedQuery(
     "bo1_session_lock",
     lambda: (
